@@ -1,0 +1,570 @@
+"""The AccessibleDocs API client: the only module that speaks HTTP to it.
+
+The vendor documents only part of its API. Every point syncd relies on that
+is *not* documented is named below as an assumption, in one place, so that an
+operator with an account can check them (the README lists the same):
+
+- ``ASSUMED_BASE_URL``: the API host is not public; it is a setting.
+- ``ASSUMED_FILE_PATH``: ``GET /v1/external/user/files/{id}`` reads one file,
+  and a record still waiting for its bytes carries a fresh ``uploadUrl``.
+- ``ASSUMED_LIST``: ``GET /v1/external/user/files`` lists the caller's files
+  with ``search``, ``page`` and ``limit``, answering ``{"items": [...]}``.
+- ``ASSUMED_DOWNLOAD_PATH``: ``GET /v1/external/user/files/{id}/download``
+  answers with the PDF, with JSON ``{"url": ...}``, or with a redirect; 409
+  before the file is completed.
+- ``ASSUMED_STATES``: ``validation``, ``in_progress``, ``completed``,
+  ``failed``; ``refunded: true`` also means failed; unknown states mean
+  "still working".
+- ``ASSUMED_UPLOAD``: the upload URL takes one ``PUT`` of the raw bytes with
+  an exact ``Content-Length``, no key, and expires (403).
+- ``ASSUMED_IDEMPOTENCY``: an ``Idempotency-Key`` header on create *may* be
+  honoured; syncd never relies on it alone.
+- ``ASSUMED_PURCHASE_ORDER_FIELDS``: each PO has ``id``, ``number``,
+  ``status``, ``pages``, ``usedPages``, ``availablePages``; the list may be a
+  bare array or wrapped in ``{"items": [...]}``.
+- ``ASSUMED_ERRORS``: 429 carries ``Retry-After``; 408, 429 and 5xx are
+  transient; error bodies carry a ``message``.
+
+Documented, and relied on as such: the ``x-api-key`` header, the create body
+and the file object's field names, upload URLs on another host (so the key is
+never sent anywhere but ``api.base_url``), the purchase-order list path and
+the webhook paths.
+
+Errors are mapped at this boundary: httpx errors and unexpected statuses
+become ``TransientError``, ``PermanentError`` or ``AuthError``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+import email.utils
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+import httpx
+import tenacity
+
+from syncd import __version__
+from syncd.errors import (
+    AuthError,
+    PermanentError,
+    RateLimited,
+    TransientError,
+)
+from syncd.logs import get_logger
+
+if TYPE_CHECKING:
+    from syncd.config import ApiSettings, UploadSettings
+
+log = get_logger(__name__)
+
+FILES_PATH = "/v1/external/user/files"  # documented (create)
+ASSUMED_FILE_PATH = "/v1/external/user/files/{id}"
+ASSUMED_LIST = "/v1/external/user/files"
+ASSUMED_DOWNLOAD_PATH = "/v1/external/user/files/{id}/download"
+PURCHASE_ORDERS_PATH = "/v1/user/purchase-orders"  # documented
+WEBHOOKS_PATH = "/v1/admin/company/webhooks"  # documented
+
+ASSUMED_STATES = {
+    "completed": "completed",
+    "failed": "failed",
+    "validation": "working",
+    "in_progress": "working",
+}
+ASSUMED_LIST_PAGE_SIZE = 100  # the assumed maximum ``limit``
+
+# Retry policy for one call; a document whose call still fails is
+# rescheduled by its worker, so a long outage costs time, not documents.
+RETRY_ATTEMPTS = 4
+RETRY_MAX_WAIT_SECONDS = 30.0
+_TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+_CHUNK = 1024 * 1024
+
+Outcome = Literal["completed", "failed", "working"]
+_T = TypeVar("_T")
+
+
+@dataclasses.dataclass(frozen=True)
+class RemoteFile:
+    """The parts of the service's file object that syncd uses."""
+
+    id: str
+    name: str
+    size: int
+    state: str
+    refunded: bool
+    page_count: int
+    upload_url: str | None
+    created_at: str
+    comments: str
+
+    @property
+    def outcome(self) -> Outcome:
+        if self.refunded:
+            return "failed"
+        return ASSUMED_STATES.get(self.state, "working")  # type: ignore[return-value]
+
+    @property
+    def known_state(self) -> bool:
+        return self.state in ASSUMED_STATES
+
+    @classmethod
+    def parse(cls, data: Any) -> RemoteFile:
+        if not isinstance(data, dict) or not data.get("id"):
+            raise TransientError(f"the service answered an unreadable file: {data!r}")
+        comments = data.get("comments") or ""
+        if isinstance(comments, list):
+            comments = "; ".join(str(item) for item in comments)
+        return cls(
+            id=str(data["id"]),
+            name=str(data.get("name", "")),
+            size=int(data.get("size") or 0),
+            state=str(data.get("state", "")),
+            refunded=bool(data.get("refunded", False)),
+            page_count=int(data.get("pageCount") or 0),
+            upload_url=data.get("uploadUrl") or None,
+            created_at=str(data.get("createdAt", "")),
+            comments=str(comments),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class PurchaseOrder:
+    id: str
+    number: str
+    status: str
+    pages: int
+    used_pages: int
+    available_pages: int
+
+    @property
+    def usable(self) -> bool:
+        return self.status == "approved" and self.available_pages > 0
+
+    def matches(self, reference: str) -> bool:
+        return reference in (self.id, self.number)
+
+    @classmethod
+    def parse(cls, data: Any) -> PurchaseOrder:
+        pages = int(data.get("pages") or 0)
+        used = int(data.get("usedPages") or 0)
+        available = data.get("availablePages")
+        return cls(
+            id=str(data["id"]),
+            number=str(data.get("number", "")),
+            status=str(data.get("status", "")),
+            pages=pages,
+            used_pages=used,
+            available_pages=int(available if available is not None else pages - used),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class Webhook:
+    id: str
+    event: str
+    url: str
+
+
+class RateLimiter:
+    """A token bucket shared by every request to the API host.
+
+    Use it to stay under the service's limits on purpose instead of learning
+    them from 429s; ``rate`` of None or 0 turns it off.
+    """
+
+    def __init__(self, rate: float | None, clock: Callable[[], float] = time.monotonic):
+        self._interval = 1.0 / rate if rate else 0.0
+        self._clock = clock
+        self._next = 0.0
+        self._lock = asyncio.Lock()
+
+    async def acquire(self) -> None:
+        if not self._interval:
+            return
+        async with self._lock:
+            now = self._clock()
+            wait = self._next - now
+            self._next = max(now, self._next) + self._interval
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+
+class UploadConflict(PermanentError):
+    """The record already holds different bytes (409 on the upload URL)."""
+
+
+class UploadUrlExpired(TransientError):
+    """The pre-signed URL expired (403 from storage): read the record again."""
+
+
+class ApiClient:
+    """Async client for the AccessibleDocs API and its storage host.
+
+    Two httpx clients keep the key where it belongs: ``_api`` sends
+    ``x-api-key`` and is only ever used with ``api.base_url``; ``_storage``
+    sends no key and is used for upload and download URLs, which live on
+    other hosts. Redirects are never followed by ``_api`` for the same
+    reason.
+    """
+
+    def __init__(
+        self,
+        settings: ApiSettings,
+        *,
+        retry_attempts: int = RETRY_ATTEMPTS,
+        max_wait: float = RETRY_MAX_WAIT_SECONDS,
+    ) -> None:
+        timeout = httpx.Timeout(settings.timeout_seconds)
+        limits = httpx.Limits(max_connections=64, max_keepalive_connections=32)
+        user_agent = f"syncd/{__version__}"
+        self._api = httpx.AsyncClient(
+            base_url=settings.base_url.rstrip("/"),
+            headers={"x-api-key": settings.key, "user-agent": user_agent},
+            timeout=timeout,
+            limits=limits,
+            follow_redirects=False,
+        )
+        self._storage = httpx.AsyncClient(
+            headers={"user-agent": user_agent},
+            timeout=timeout,
+            limits=limits,
+            follow_redirects=True,
+        )
+        self._limiter = RateLimiter(settings.max_requests_per_second)
+        self._attempts = retry_attempts
+        self._max_wait = max_wait
+        self.requests_by_status: collections.Counter[str] = collections.Counter()
+        self.retries = 0
+
+    async def aclose(self) -> None:
+        await self._api.aclose()
+        await self._storage.aclose()
+
+    async def __aenter__(self) -> ApiClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    # -- files ------------------------------------------------------------
+
+    async def create_file(
+        self,
+        *,
+        name: str,
+        size: int,
+        upload: UploadSettings,
+        purchase_order_id: str | None,
+        idempotency_key: str,
+    ) -> RemoteFile:
+        """Create a file record; its ``upload_url`` takes the bytes.
+
+        Not retried here: if the answer is lost, a replay might create a
+        second record on a server that ignores ``Idempotency-Key``. The
+        caller looks for the record first (``find_files``) and then asks
+        again with the same key.
+        """
+        body: dict[str, Any] = {
+            "name": name,
+            "size": size,
+            "mime": "application/pdf",
+            "excludeWatermark": upload.exclude_watermark,
+        }
+        if upload.comment:
+            body["comment"] = upload.comment
+        if upload.tags:
+            body["tags"] = list(upload.tags)
+        if purchase_order_id:
+            body["purchaseOrderId"] = purchase_order_id
+        if upload.notify_email:
+            body["additionalNotification"] = {"email": upload.notify_email}
+        headers = {"Idempotency-Key": idempotency_key}
+        response = await self._call(
+            "POST", FILES_PATH, json=body, headers=headers, retry=False
+        )
+
+        return RemoteFile.parse(response.json())
+
+    async def get_file(self, file_id: str) -> RemoteFile | None:
+        """The file record, or None when the service does not know the id."""
+        path = ASSUMED_FILE_PATH.format(id=file_id)
+        response = await self._call("GET", path, allow={404})
+        if response.status_code == 404:
+            return None
+
+        return RemoteFile.parse(response.json())
+
+    async def find_files(self, name: str, max_pages: int = 5) -> list[RemoteFile]:
+        """Recent records whose name contains ``name``, newest first."""
+        found: list[RemoteFile] = []
+        for page in range(1, max_pages + 1):
+            params = {"search": name, "page": page, "limit": ASSUMED_LIST_PAGE_SIZE}
+            response = await self._call("GET", ASSUMED_LIST, params=params)
+            data = response.json()
+            items = data.get("items", []) if isinstance(data, dict) else data
+            found.extend(RemoteFile.parse(item) for item in items)
+            if len(items) < ASSUMED_LIST_PAGE_SIZE:
+                break
+
+        return found
+
+    async def upload(
+        self, url: str, size: int, chunks: Callable[[], AsyncIterator[bytes]]
+    ) -> None:
+        """PUT the bytes to a pre-signed URL, streamed, with an exact length.
+
+        ``chunks`` makes a fresh stream for each attempt. Storage refusing a
+        chunked body without a length (411) is why the length is explicit.
+
+        Raises:
+            UploadUrlExpired: the URL is no longer valid; fetch a fresh one.
+            UploadConflict: the record already has different bytes.
+        """
+        headers = {"Content-Type": "application/pdf", "Content-Length": str(size)}
+
+        async def attempt() -> None:
+            try:
+                response = await self._storage.put(
+                    url, content=chunks(), headers=headers
+                )
+            except httpx.TransportError as exc:
+                raise TransientError(f"upload interrupted: {exc!r}") from exc
+            self.requests_by_status[str(response.status_code)] += 1
+            if response.status_code == 403:
+                raise UploadUrlExpired("the upload URL expired or was refused (403)")
+            if response.status_code == 409:
+                raise UploadConflict("upload_conflict", _message(response))
+            _raise_for_status(response)
+
+        await self._retrying(attempt)
+
+    async def download(
+        self,
+        file_id: str,
+        sink: Callable[[AsyncIterator[bytes]], Awaitable[int]],
+    ) -> int:
+        """Stream the processed PDF into ``sink``; return the bytes written.
+
+        Accepts the three answers the contract allows: the PDF itself, JSON
+        with a signed ``url``, or a redirect to one. Signed URLs are fetched
+        without the key. A body shorter than its ``Content-Length`` is a
+        transient error, so ``sink`` must discard what it got on failure.
+        """
+        path = ASSUMED_DOWNLOAD_PATH.format(id=file_id)
+
+        async def attempt() -> int:
+            await self._limiter.acquire()
+            request = self._api.build_request("GET", path)
+            response = await self._send(self._api, request)
+            if response.is_redirect:
+                await response.aclose()
+                location = response.headers.get("location", "")
+                return await self._fetch_signed(str(request.url.join(location)), sink)
+            try:
+                if response.status_code >= 400:
+                    await response.aread()
+                _raise_for_status(response, not_ready_is_transient=True)
+                content_type = response.headers.get("content-type", "")
+                if content_type.startswith("application/json"):
+                    await response.aread()
+                    url = response.json().get("url")
+                    if not url:
+                        raise TransientError("download answer names no url")
+                    return await self._fetch_signed(url, sink)
+                return await _drain(response, sink)
+            finally:
+                await response.aclose()
+
+        return await self._retrying(attempt)
+
+    async def _fetch_signed(
+        self, url: str, sink: Callable[[AsyncIterator[bytes]], Awaitable[int]]
+    ) -> int:
+        request = self._storage.build_request("GET", url)
+        response = await self._send(self._storage, request)
+        try:
+            if response.status_code >= 400:
+                await response.aread()
+            _raise_for_status(response)
+            return await _drain(response, sink)
+        finally:
+            await response.aclose()
+
+    # -- purchase orders and webhooks -------------------------------------
+
+    async def purchase_orders(self) -> list[PurchaseOrder]:
+        response = await self._call("GET", PURCHASE_ORDERS_PATH)
+        data = response.json()
+        items = data.get("items", []) if isinstance(data, dict) else data
+        return [PurchaseOrder.parse(item) for item in items]
+
+    async def webhooks(self) -> list[Webhook]:
+        response = await self._call("GET", WEBHOOKS_PATH)
+        return _webhooks(response.json())
+
+    async def create_webhook(self, url: str) -> list[Webhook]:
+        body = {"event": "file_processed", "url": url}
+        response = await self._call("POST", WEBHOOKS_PATH, json=body, retry=False)
+        return _webhooks(response.json())
+
+    async def delete_webhook(self, webhook_id: str) -> None:
+        await self._call("DELETE", f"{WEBHOOKS_PATH}/{webhook_id}")
+
+    # -- plumbing ---------------------------------------------------------
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        retry: bool = True,
+        allow: frozenset[int] | set[int] = frozenset(),
+        **kwargs: Any,
+    ) -> httpx.Response:
+        async def attempt() -> httpx.Response:
+            await self._limiter.acquire()
+            request = self._api.build_request(method, path, **kwargs)
+            response = await self._send(self._api, request, stream=False)
+            if response.status_code not in allow:
+                _raise_for_status(response)
+            return response
+
+        if not retry:
+            return await attempt()
+        return await self._retrying(attempt)
+
+    async def _send(
+        self, client: httpx.AsyncClient, request: httpx.Request, stream: bool = True
+    ) -> httpx.Response:
+        try:
+            response = await client.send(request, stream=stream)
+        except httpx.TimeoutException as exc:
+            raise TransientError(f"{request.method} {request.url.path}: timed out") from exc
+        except httpx.TransportError as exc:
+            raise TransientError(
+                f"{request.method} {request.url.path}: connection failed ({exc!r})"
+            ) from exc
+        self.requests_by_status[str(response.status_code)] += 1
+        if not stream:
+            await response.aread()
+
+        return response
+
+    async def _retrying(self, attempt: Callable[[], Awaitable[_T]]) -> _T:
+        retrying = tenacity.AsyncRetrying(
+            stop=tenacity.stop_after_attempt(self._attempts),
+            wait=self._wait,
+            retry=tenacity.retry_if_exception_type(TransientError),
+            before_sleep=self._log_retry,
+            reraise=True,
+        )
+        return await retrying(attempt)
+
+    def _wait(self, state: tenacity.RetryCallState) -> float:
+        jittered = tenacity.wait_random_exponential(multiplier=0.5, max=self._max_wait)
+        wait = jittered(state)
+        error = state.outcome.exception() if state.outcome else None
+        if isinstance(error, TransientError) and error.retry_after is not None:
+            wait = max(wait, min(error.retry_after, self._max_wait))
+
+        return wait
+
+    def _log_retry(self, state: tenacity.RetryCallState) -> None:
+        self.retries += 1
+        error = state.outcome.exception() if state.outcome else None
+        wait = state.next_action.sleep if state.next_action else 0.0
+        log.warning(
+            "api.retry", attempt=state.attempt_number, wait=round(wait, 2), error=str(error)
+        )
+
+
+async def _drain(
+    response: httpx.Response, sink: Callable[[AsyncIterator[bytes]], Awaitable[int]]
+) -> int:
+    expected = response.headers.get("content-length")
+
+    async def chunks() -> AsyncIterator[bytes]:
+        try:
+            async for chunk in response.aiter_bytes(_CHUNK):
+                yield chunk
+        except httpx.TransportError as exc:
+            raise TransientError(f"download interrupted: {exc!r}") from exc
+
+    written = await sink(chunks())
+    if expected is not None and written != int(expected):
+        raise TransientError(f"download truncated: {written} of {expected} bytes")
+
+    return written
+
+
+def _webhooks(data: Any) -> list[Webhook]:
+    items = data if isinstance(data, list) else data.get("items", [data])
+    return [
+        Webhook(id=str(item["id"]), event=str(item["event"]), url=str(item["url"]))
+        for item in items
+    ]
+
+
+def _message(response: httpx.Response) -> str:
+    try:
+        data = response.json()
+    except ValueError:
+        return response.text[:300] or response.reason_phrase
+    if isinstance(data, dict) and data.get("message"):
+        return str(data["message"])
+
+    return response.reason_phrase
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """Seconds to wait from ``Retry-After`` (RFC 9110, 10.2.3): seconds or a date."""
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _raise_for_status(
+    response: httpx.Response, *, not_ready_is_transient: bool = False
+) -> None:
+    status = response.status_code
+    if status < 400:
+        return
+    where = f"{response.request.method} {response.request.url.path}"
+    if status == 429:
+        raise RateLimited(f"{where}: rate limited (429)", _retry_after(response))
+    if status in _TRANSIENT_STATUSES:
+        raise TransientError(f"{where}: {status}", _retry_after(response))
+    if status == 409 and not_ready_is_transient:
+        raise TransientError(f"{where}: not ready yet (409)")
+    _raise_permanent(status, where, _message(response))
+
+
+def _raise_permanent(status: int, where: str, message: str) -> None:
+    if status == 401:
+        raise AuthError(f"the API refused the key (401): {message}")
+    if status == 403:
+        raise AuthError(f"{where}: this key may not do that (403): {message}")
+    raise PermanentError(_reason(status), f"{message} ({status} on {where})")
+
+
+def _reason(status: int) -> str:
+    return {
+        400: "rejected",
+        404: "not_found",
+        409: "conflict",
+        413: "too_large",
+        415: "not_pdf",
+        422: "purchase_order_refused",
+    }.get(status, "rejected")
