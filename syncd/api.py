@@ -84,6 +84,9 @@ _TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 _CHUNK = 1024 * 1024
 
 Outcome = Literal["completed", "failed", "working"]
+# Takes the body's chunks and the length the server promised; returns the
+# number of bytes it kept. It must discard everything when it raises.
+Sink = Callable[[AsyncIterator[bytes], int | None], Awaitable[int]]
 _T = TypeVar("_T")
 
 
@@ -345,14 +348,14 @@ class ApiClient:
     async def download(
         self,
         file_id: str,
-        sink: Callable[[AsyncIterator[bytes]], Awaitable[int]],
+        sink: Sink,
     ) -> int:
         """Stream the processed PDF into ``sink``; return the bytes written.
 
         Accepts the three answers the contract allows: the PDF itself, JSON
         with a signed ``url``, or a redirect to one. Signed URLs are fetched
         without the key. A body shorter than its ``Content-Length`` is a
-        transient error, so ``sink`` must discard what it got on failure.
+        transient error: ``sink`` gets the promised length to check.
         """
         path = ASSUMED_DOWNLOAD_PATH.format(id=file_id)
 
@@ -381,9 +384,7 @@ class ApiClient:
 
         return await self._retrying(attempt)
 
-    async def _fetch_signed(
-        self, url: str, sink: Callable[[AsyncIterator[bytes]], Awaitable[int]]
-    ) -> int:
+    async def _fetch_signed(self, url: str, sink: Sink) -> int:
         request = self._storage.build_request("GET", url)
         response = await self._send(self._storage, request)
         try:
@@ -443,7 +444,9 @@ class ApiClient:
         try:
             response = await client.send(request, stream=stream)
         except httpx.TimeoutException as exc:
-            raise TransientError(f"{request.method} {request.url.path}: timed out") from exc
+            raise TransientError(
+                f"{request.method} {request.url.path}: timed out"
+            ) from exc
         except httpx.TransportError as exc:
             raise TransientError(
                 f"{request.method} {request.url.path}: connection failed ({exc!r})"
@@ -478,13 +481,14 @@ class ApiClient:
         error = state.outcome.exception() if state.outcome else None
         wait = state.next_action.sleep if state.next_action else 0.0
         log.warning(
-            "api.retry", attempt=state.attempt_number, wait=round(wait, 2), error=str(error)
+            "api.retry",
+            attempt=state.attempt_number,
+            wait=round(wait, 2),
+            error=str(error),
         )
 
 
-async def _drain(
-    response: httpx.Response, sink: Callable[[AsyncIterator[bytes]], Awaitable[int]]
-) -> int:
+async def _drain(response: httpx.Response, sink: Sink) -> int:
     expected = response.headers.get("content-length")
 
     async def chunks() -> AsyncIterator[bytes]:
@@ -494,11 +498,7 @@ async def _drain(
         except httpx.TransportError as exc:
             raise TransientError(f"download interrupted: {exc!r}") from exc
 
-    written = await sink(chunks())
-    if expected is not None and written != int(expected):
-        raise TransientError(f"download truncated: {written} of {expected} bytes")
-
-    return written
+    return await sink(chunks(), int(expected) if expected is not None else None)
 
 
 def _webhooks(data: Any) -> list[Webhook]:

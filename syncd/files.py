@@ -22,9 +22,13 @@ import os
 import secrets
 import stat
 import unicodedata
-from collections.abc import AsyncIterator, Iterable, Iterator
 from pathlib import Path, PurePosixPath
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
+
+from syncd.errors import TransientError
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 
 # Matched against every component of a path below the inbox.
 JUNK_PATTERNS = (
@@ -112,9 +116,9 @@ def _find_part(folder: Path, part: str) -> Path | None:
     return None
 
 
-def scan(inbox: Path, extra_patterns: Iterable[str] = ()) -> Iterator[
-    tuple[str, int, int]
-]:
+def scan(
+    inbox: Path, extra_patterns: Iterable[str] = ()
+) -> Iterator[tuple[str, int, int]]:
     """Yield ``(key, size, mtime_ns)`` for each candidate PDF below ``inbox``.
 
     Only regular files are candidates: symlinks, FIFOs, devices and folders
@@ -205,15 +209,27 @@ def commit_temporary(temporary: Path, stream: IO[bytes], target: Path) -> None:
     stream.flush()
     os.fsync(stream.fileno())
     stream.close()
-    os.replace(temporary, target)
+    temporary.replace(target)
     fsync_folder(target.parent)
 
 
-async def write_atomically(target: Path, chunks: AsyncIterator[bytes]) -> int:
+class NotWhole(Exception):
+    """A written file failed its check and was not put in place."""
+
+
+async def write_atomically(
+    target: Path,
+    chunks: AsyncIterator[bytes],
+    *,
+    expected_size: int | None = None,
+    check: Callable[[Path], bool] | None = None,
+) -> int:
     """Write ``chunks`` to ``target`` so it appears whole or not at all.
 
-    Returns the number of bytes written. A failure removes the temporary file
-    and leaves any earlier ``target`` as it was.
+    Returns the number of bytes written. Fewer bytes than ``expected_size``
+    raise ``TransientError``; a ``check`` of the written file that fails
+    raises ``NotWhole``. Any failure removes the temporary file and leaves an
+    earlier ``target`` as it was.
     """
     temporary, stream = open_temporary(target.parent)
     written = 0
@@ -221,6 +237,13 @@ async def write_atomically(target: Path, chunks: AsyncIterator[bytes]) -> int:
         async for chunk in chunks:
             stream.write(chunk)
             written += len(chunk)
+        if expected_size is not None and written != expected_size:
+            raise TransientError(
+                f"download truncated: {written} of {expected_size} bytes"
+            )
+        stream.flush()
+        if check is not None and not check(temporary):
+            raise NotWhole(f"the service's answer is not a whole PDF ({written} bytes)")
         commit_temporary(temporary, stream, target)
     except BaseException:
         stream.close()
@@ -245,7 +268,7 @@ def move(source: Path, target: Path) -> None:
     """Move a file durably, across file systems if need be."""
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
-        os.replace(source, target)
+        source.replace(target)
     except OSError as exc:
         if exc.errno != errno.EXDEV:
             raise

@@ -43,10 +43,12 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from syncd.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 class Stage(enum.StrEnum):
@@ -170,7 +172,7 @@ CREATE TABLE IF NOT EXISTS meta (
 _SCHEMA_VERSION = "1"
 
 
-class StaleDocument(Exception):  # noqa: N818 - it names a condition, not a fault
+class StaleDocument(Exception):
     """A transition found the document in another stage than expected."""
 
 
@@ -229,9 +231,7 @@ class SqliteJournal:
     every call takes one lock and one short transaction.
     """
 
-    def __init__(
-        self, path: Path, clock: Callable[[], float] = time.time
-    ) -> None:
+    def __init__(self, path: Path, clock: Callable[[], float] = time.time) -> None:
         self.path = path
         self._clock = clock
         self._lock = threading.Lock()
@@ -400,13 +400,18 @@ class SqliteJournal:
         return updated
 
     def _update(
-        self, doc: Document, changes: dict[str, Any], not_before: float
+        self,
+        doc: Document,
+        changes: dict[str, Any],
+        not_before: float,
+        keep_lease: bool = False,
     ) -> Document:
         unknown = set(changes) - _WRITABLE - {"stage", *_STAMPS.values()}
         if unknown:
             raise ValueError(f"not journal fields: {sorted(unknown)}")
         changes["not_before"] = not_before
-        changes["lease_until"] = 0
+        if not keep_lease:
+            changes["lease_until"] = 0
         changes["updated_at"] = self._clock()
         columns = ", ".join(f"{name} = ?" for name in changes)
         with self._transaction() as db:
@@ -419,6 +424,14 @@ class SqliteJournal:
             raise StaleDocument(f"document {doc.id} left stage {doc.stage}")
 
         return Document._from_row(row)
+
+    def note(self, doc: Document, **fields: Any) -> Document:
+        """Record ``fields`` on a document that stays leased in its stage.
+
+        Used to write down a decision (the outbox name chosen, say) before
+        acting on it, so that a repeated step makes the same decision.
+        """
+        return self._update(doc, dict(fields), doc.not_before, keep_lease=True)
 
     def forget(self, doc: Document) -> None:
         """Drop a document whose file went away before it cost anything."""
@@ -485,8 +498,7 @@ class SqliteJournal:
 
     def live_count(self) -> int:
         rows = self._query(
-            "SELECT COUNT(*) FROM documents"
-            " WHERE stage NOT IN ('delivered', 'failed')"
+            "SELECT COUNT(*) FROM documents WHERE stage NOT IN ('delivered', 'failed')"
         )
         return int(rows[0][0])
 

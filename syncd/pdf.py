@@ -14,10 +14,13 @@ import dataclasses
 import enum
 import hashlib
 import logging
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pypdf import PdfReader
 from pypdf.errors import PdfReadError
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 # pypdf reports recoverable oddities of real-world PDFs as warnings on its
 # own logger; they are not ours to show.

@@ -1,0 +1,194 @@
+"""The daemon: opens the journal, starts the watcher and the workers, stops cleanly.
+
+Start-up resumes every document from its stage: leases of the previous
+process are released and temporary files it left in the output folders are
+removed; nothing else needs repairing, because every step commits its stage
+before it counts as done.
+
+Workers never call each other. Each commit in the journal wakes the worker of
+the stage it moved a document into; data flows one way, from the inbox to the
+outbox, failed/ or the archive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from typing import TYPE_CHECKING
+
+from syncd import files
+from syncd.api import ApiClient
+from syncd.downloader import Downloader
+from syncd.errors import ExitCode, TransientError
+from syncd.finisher import Finisher
+from syncd.journal import SqliteJournal, Stage
+from syncd.logs import get_logger
+from syncd.poller import Poller
+from syncd.purchase_orders import PurchaseOrderBook, configured_references
+from syncd.uploader import Uploader
+from syncd.watcher import Settler, Watcher
+from syncd.workers import Context, Runner
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+    from syncd.config import Settings
+
+log = get_logger(__name__)
+
+JOURNAL_NAME = "journal.sqlite3"
+STOP_GRACE_SECONDS = 8.0  # within systemd's stop timeout, with room to spare
+
+
+def journal_path(settings: Settings) -> Path:
+    return settings.state_dir / JOURNAL_NAME
+
+
+class Daemon:
+    """One syncd process: use ``run`` for the service, ``once`` for a batch."""
+
+    def __init__(self, settings: Settings, clock: Callable[[], float] = time.time):
+        self.settings = settings
+        self.clock = clock
+        self.stopping = asyncio.Event()
+        self.journal: SqliteJournal | None = None
+        self.context: Context | None = None
+        self.watcher: Watcher | None = None
+        self.runners: list[Runner] = []
+        self.api_reachable = False
+        self.ready = asyncio.Event()
+
+    def stop(self) -> None:
+        """Stop taking new work; steps in flight finish or stop at a safe point."""
+        if not self.stopping.is_set():
+            log.info("daemon.stopping")
+            self.stopping.set()
+
+    async def run(
+        self, *, once: bool = False, timeout: float | None = None
+    ) -> ExitCode:
+        """Run until stopped (or, with ``once``, until the inbox is done).
+
+        Returns the exit code; raises ``ConfigError`` or ``AuthError`` when
+        the configuration or the key cannot work.
+        """
+        settings = self.settings
+        started = self.clock()
+        journal = SqliteJournal(journal_path(settings), clock=self.clock)
+        self.journal = journal
+        api = ApiClient(settings.api)
+        try:
+            self._recover(journal)
+            book = PurchaseOrderBook(api, journal, clock=self.clock)
+            await self._check_service(book)
+            self.context = Context(settings, journal, api, book, clock=self.clock)
+            self.runners = [
+                Runner(worker(self.context))
+                for worker in (Settler, Uploader, Poller, Downloader, Finisher)
+            ]
+            self._connect_wakeups(journal)
+            self.watcher = Watcher(settings, journal)
+            tasks = self._start_tasks(book, once)
+            await asyncio.to_thread(self.watcher.scan)
+            self.ready.set()
+            log.info(
+                "daemon.ready",
+                mode="once" if once else "run",
+                live=journal.live_count(),
+            )
+            code = ExitCode.OK
+            if once:
+                code = await self._until_done(journal, started, timeout)
+                self.stop()
+            await asyncio.gather(*tasks)
+        finally:
+            if self.watcher is not None:
+                self.watcher.stop()
+            await api.aclose()
+            journal.close()
+            log.info("daemon.stopped")
+
+        return code
+
+    def _recover(self, journal: SqliteJournal) -> None:
+        released = journal.release_all_leases()
+        folders = self.settings.folders
+        removed = sum(
+            files.remove_temporaries(folder)
+            for folder in (folders.outbox, folders.failed, folders.archive)
+            if folder is not None
+        )
+        if released or removed:
+            log.info("daemon.recovered", resumed=released, temporaries_removed=removed)
+
+    async def _check_service(self, book: PurchaseOrderBook) -> None:
+        """Read the purchase orders: proves the key, and that the POs exist.
+
+        A service that does not answer at start is not fatal: documents wait
+        and are retried, and the purchase orders are read again later.
+        """
+        try:
+            await book.refresh()
+        except TransientError as exc:
+            log.warning("api.unreachable", error=str(exc))
+            return
+        self.api_reachable = True
+        book.require(configured_references(self.settings))
+
+    def _connect_wakeups(self, journal: SqliteJournal) -> None:
+        loop = asyncio.get_running_loop()
+        by_stage = {
+            stage: runner for runner in self.runners for stage in runner.worker.stages
+        }
+
+        def wake(stage: Stage) -> None:
+            runner = by_stage.get(stage)
+            if runner is not None:
+                loop.call_soon_threadsafe(runner.wake.set)
+
+        journal.subscribe(wake)
+
+    def _start_tasks(
+        self, book: PurchaseOrderBook, once: bool
+    ) -> list[asyncio.Task[None]]:
+        assert self.watcher is not None
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(signum, self.stop)
+        tasks = [
+            asyncio.create_task(runner.run(self.stopping, STOP_GRACE_SECONDS))
+            for runner in self.runners
+        ]
+        tasks.append(asyncio.create_task(book.keep_fresh(self.stopping)))
+        if not once:
+            self.watcher.start()
+            tasks.append(
+                asyncio.create_task(self.watcher.rescan_forever(self.stopping))
+            )
+
+        return tasks
+
+    async def _until_done(
+        self, journal: SqliteJournal, started: float, timeout: float | None
+    ) -> ExitCode:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while journal.live_count():
+            if self.stopping.is_set():
+                return ExitCode.TEMPFAIL
+            if deadline is not None and time.monotonic() >= deadline:
+                log.warning("once.timed_out", pending=journal.live_count())
+                return ExitCode.TEMPFAIL
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), timeout=0.2)
+        failed = [
+            doc
+            for doc in journal.recent(Stage.FAILED, limit=100_000)
+            if (doc.finished_at or 0) >= started
+        ]
+        log.info("once.done", failed=len(failed))
+
+        return ExitCode.SOME_FAILED if failed else ExitCode.OK

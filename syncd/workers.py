@@ -1,0 +1,191 @@
+"""What every pipeline worker shares: its context and the loop that runs it.
+
+A worker handles documents in some stages of the journal. ``Runner`` claims
+due documents, runs ``Worker.step`` on each (up to ``concurrency`` at once),
+and turns what a step raised into the document's next move: a transient error
+reschedules it with a backoff, a permanent one sends it to ``failing`` with
+its reason. This is the one place where a broad ``except`` stands, so that
+one document's trouble never stops the others.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import contextlib
+import dataclasses
+import random
+import time
+from typing import TYPE_CHECKING, ClassVar
+
+from syncd.errors import AuthError, PermanentError, TransientError
+from syncd.journal import Document, Stage, StaleDocument
+from syncd.logs import get_logger
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from syncd.api import ApiClient
+    from syncd.config import Settings
+    from syncd.journal import SqliteJournal
+    from syncd.purchase_orders import PurchaseOrderBook
+
+log = get_logger(__name__)
+
+# A worker that is idle still looks at the journal this often, which is also
+# its heartbeat for the health check and the systemd watchdog.
+IDLE_WAKE_SECONDS = 1.0
+MAX_BACKOFF_SECONDS = 300.0
+AUTH_BACKOFF_SECONDS = 60.0
+
+
+@dataclasses.dataclass
+class Context:
+    """What the workers share. ``settings`` is swapped on reload."""
+
+    settings: Settings
+    journal: SqliteJournal
+    api: ApiClient
+    purchase_orders: PurchaseOrderBook
+    clock: Callable[[], float] = time.time
+    # When the last signed webhook arrived; polling slows down while they do.
+    webhook_seen_at: float | None = None
+
+
+def backoff(attempts: int) -> float:
+    """Seconds before retry ``attempts`` of a document: jittered, capped."""
+    ceiling = min(MAX_BACKOFF_SECONDS, 2.0 ** min(attempts, 12))
+    return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not crypto
+
+
+class Worker(abc.ABC):
+    """One kind of step: takes documents in ``stages``, commits their next stage."""
+
+    name: ClassVar[str]
+    stages: ClassVar[tuple[Stage, ...]]
+
+    def __init__(self, context: Context) -> None:
+        self.context = context
+
+    @property
+    def concurrency(self) -> int:
+        return 4
+
+    @abc.abstractmethod
+    async def step(self, doc: Document) -> None:
+        """Do one step for ``doc`` and commit its next stage in the journal."""
+
+
+class Runner:
+    """Runs one worker until told to stop.
+
+    It sleeps until the journal announces work in the worker's stages, a
+    step ends, or the next rescheduled document falls due.
+    """
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self.wake = asyncio.Event()
+        self.last_beat = time.monotonic()
+        self.in_flight = 0
+
+    async def run(self, stopping: asyncio.Event, grace_seconds: float = 8.0) -> None:
+        journal = self.worker.context.journal
+        running: set[asyncio.Task[None]] = set()
+        while not stopping.is_set():
+            self.last_beat = time.monotonic()
+            self.wake.clear()
+            free = self.worker.concurrency - len(running)
+            if free > 0:
+                for doc in journal.claim(self.worker.stages, free):
+                    running.add(asyncio.create_task(self._step(doc)))
+            self.in_flight = len(running)
+            await self._sleep(running, stopping)
+            running = {task for task in running if not task.done()}
+
+        await self._finish(running, grace_seconds)
+
+    async def _sleep(
+        self, running: set[asyncio.Task[None]], stopping: asyncio.Event
+    ) -> None:
+        timeout = IDLE_WAKE_SECONDS
+        if len(running) < self.worker.concurrency:
+            due = self.worker.context.journal.next_due(self.worker.stages)
+            if due is not None:
+                wait = due - self.worker.context.clock()
+                timeout = min(timeout, max(wait, 0.005))
+        wakers = {
+            asyncio.create_task(self.wake.wait()),
+            asyncio.create_task(stopping.wait()),
+        }
+        await asyncio.wait(
+            {*wakers, *running}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+        for waker in wakers:
+            waker.cancel()
+
+    async def _finish(self, running: set[asyncio.Task[None]], grace: float) -> None:
+        """Let steps in flight end, then cancel the rest at a safe point.
+
+        Every step commits its stage before it is done, so a cancelled step is
+        simply resumed from its stage on the next start.
+        """
+        if not running:
+            return
+        _, pending = await asyncio.wait(running, timeout=grace)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending)
+            log.warning(
+                "worker.cancelled_steps", worker=self.worker.name, count=len(pending)
+            )
+
+    async def _step(self, doc: Document) -> None:
+        bound = log.bind(doc=doc.id, file=doc.path, worker=self.worker.name)
+        try:
+            await self.worker.step(doc)
+        except StaleDocument:
+            bound.debug("document.stale", stage=doc.stage)
+        except PermanentError as exc:
+            bound.error("document.failing", reason=exc.reason, error=str(exc))
+            self._fail(doc, exc.reason, str(exc))
+        except AuthError as exc:
+            bound.error("api.key_refused", error=str(exc))
+            self._retry_later(doc, AUTH_BACKOFF_SECONDS)
+        except TransientError as exc:
+            wait = max(backoff(doc.attempts), exc.retry_after or 0.0)
+            bound.warning(
+                "document.retry",
+                stage=doc.stage,
+                attempts=doc.attempts + 1,
+                wait=round(wait, 1),
+                error=str(exc),
+            )
+            self._retry_later(doc, wait)
+        except asyncio.CancelledError:
+            raise
+        # The boundary of one document's processing: whatever went wrong
+        # here must not stop the worker or the other documents. The
+        # traceback goes to the log and the document is tried again later.
+        except Exception:  # noqa: BLE001
+            bound.exception("document.step_crashed", stage=doc.stage)
+            self._retry_later(doc, backoff(doc.attempts + 3))
+
+    def _retry_later(self, doc: Document, wait: float) -> None:
+        journal = self.worker.context.journal
+        with contextlib.suppress(StaleDocument):
+            journal.reschedule(
+                doc,
+                not_before=self.worker.context.clock() + wait,
+                attempts=doc.attempts + 1,
+            )
+
+    def _fail(self, doc: Document, reason: str, message: str) -> None:
+        current = self.worker.context.journal.get(doc.id)
+        if current is None or current.stage.terminal or current.stage is Stage.FAILING:
+            return
+        with contextlib.suppress(StaleDocument):
+            self.worker.context.journal.advance(
+                current, Stage.FAILING, error_reason=reason, error_message=message
+            )
