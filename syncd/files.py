@@ -108,8 +108,8 @@ def locate(folder: Path, relative: str) -> Path:
 def _find_part(folder: Path, part: str) -> Path | None:
     if (folder / part).exists():
         return folder / part
-    with contextlib.suppress(OSError):
-        for entry in os.scandir(folder):
+    with contextlib.suppress(OSError), os.scandir(folder) as entries:
+        for entry in entries:
             if unicodedata.normalize("NFC", entry.name) == part:
                 return folder / entry.name
 
@@ -129,7 +129,8 @@ def scan(
     while pending:
         folder = pending.pop()
         try:
-            entries = list(os.scandir(folder))
+            with os.scandir(folder) as iterator:
+                entries = list(iterator)
         except OSError:
             continue
         for entry in entries:
