@@ -40,10 +40,10 @@ class Tree:
         return self.root / "failed"
 
     def drop(self, name: str, data: bytes | None = None, pages: int = 1) -> Path:
-        """Put a file into the inbox (a PDF of ``pages`` unless ``data``)."""
+        """Put a file into the inbox: ``data``, else a PDF of its own content."""
         path = self.inbox / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(make_pdf(pages) if data is None else data)
+        path.write_bytes(make_pdf(pages, marker=name) if data is None else data)
         return path
 
     def listing(self, folder: Path) -> list[str]:

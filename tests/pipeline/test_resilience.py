@@ -1,0 +1,129 @@
+"""A misbehaving service costs time, never documents or second records."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from syncd.errors import ExitCode
+from syncd.simulator import Simulator, SimulatorOptions
+from tests.harness import (
+    API_KEY,
+    BackgroundDaemon,
+    Tree,
+    make_settings,
+    run_once,
+    wait_until,
+)
+
+
+def _run_against(tree: Tree, count: int = 8, **options: Any) -> Simulator:
+    for index in range(count):
+        tree.drop(f"doc-{index:02}.pdf", pages=1 + index % 3)
+    sim_options = SimulatorOptions(
+        api_key=API_KEY, processing_seconds=0.2, seed=7, **options
+    )
+    with Simulator(sim_options) as simulator:
+        code = run_once(make_settings(simulator, tree), timeout=120)
+        assert code == ExitCode.OK
+        assert len(tree.listing(tree.outbox)) == count
+        for record in simulator.files():
+            if record["state"] == "completed":
+                delivered = tree.outbox / record["name"]
+                assert delivered.read_bytes() == simulator.result_bytes(record["id"])
+        assert simulator.creates() == count
+        assert simulator.leaks() == 0
+        return simulator
+
+
+@pytest.mark.parametrize("mode", ["bytes", "url", "redirect"])
+def test_every_download_answer_of_the_contract_is_accepted_without_leaking_the_key(
+    tree: Tree, mode: str
+) -> None:
+    _run_against(tree, count=3, download_mode=mode)
+
+
+def test_server_errors_and_rate_limits_are_retried(tree: Tree) -> None:
+    _run_against(tree, error_rate=0.2, rate_429=0.1, retry_after_form="mixed")
+
+
+def test_dropped_connections_never_create_a_second_record(tree: Tree) -> None:
+    _run_against(tree, drop_rate=0.15)
+
+
+def test_dropped_connections_without_idempotency_still_one_record_each(
+    tree: Tree,
+) -> None:
+    # The service may ignore Idempotency-Key: then only looking for the
+    # lost record before asking again keeps it to one record per document.
+    _run_against(tree, drop_rate=0.15, honour_idempotency=False)
+
+
+def test_truncated_downloads_are_fetched_again(tree: Tree) -> None:
+    _run_against(tree, truncate_rate=0.3)
+
+
+def test_expired_upload_urls_are_renewed(tree: Tree) -> None:
+    _run_against(tree, count=3, expire_upload_urls=True)
+
+
+def test_same_content_twice_is_uploaded_once_and_delivered_twice(
+    simulator: Simulator, tree: Tree
+) -> None:
+    from syncd.simulator.samples import make_pdf
+
+    data = make_pdf(2)
+    tree.drop("a.pdf", data=data)
+    tree.drop("copy/a-again.pdf", data=data)
+
+    assert run_once(make_settings(simulator, tree)) == ExitCode.OK
+
+    assert tree.listing(tree.outbox) == ["a.pdf", "copy/a-again.pdf"]
+    assert simulator.creates() == 1
+
+
+def test_duplicates_upload_sends_same_content_again(
+    simulator: Simulator, tree: Tree
+) -> None:
+    from syncd.simulator.samples import make_pdf
+
+    data = make_pdf(2)
+    tree.drop("a.pdf", data=data)
+    tree.drop("b.pdf", data=data)
+    settings = make_settings(simulator, tree, upload={"duplicates": "upload"})
+
+    assert run_once(settings) == ExitCode.OK
+
+    assert simulator.creates() == 2
+
+
+def test_a_document_the_service_rejects_fails_with_its_reason(tree: Tree) -> None:
+    tree.drop("rejected.pdf")
+    tree.drop("fine.pdf")
+    options = SimulatorOptions(api_key=API_KEY, processing_seconds=3600)
+    with (
+        Simulator(options) as simulator,
+        BackgroundDaemon(make_settings(simulator, tree)),
+    ):
+        wait_until(lambda: _uploaded(simulator) == 2, what="both uploads")
+        for record in simulator.files():
+            if record["name"] == "rejected.pdf":
+                simulator.fail_now(record["id"], "scanned upside down")
+            else:
+                simulator.complete_now(record["id"])
+        wait_until(
+            lambda: tree.listing(tree.failed) and tree.listing(tree.outbox),
+            what="one failure and one delivery",
+        )
+
+    report = json.loads((tree.failed / "rejected.pdf.error.json").read_text())
+    assert report["reason"] == "rejected_by_service"
+    assert "scanned upside down" in report["message"]
+    assert report["remote_id"]
+    assert tree.listing(tree.outbox) == ["fine.pdf"]
+
+
+def _uploaded(simulator: Simulator) -> int:
+    return sum(1 for record in simulator.files() if record["pageCount"] > 0)
