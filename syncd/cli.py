@@ -20,12 +20,21 @@ from typing import TYPE_CHECKING, Any
 from syncd import __version__, files
 from syncd.api import ApiClient
 from syncd.config import Settings, load_settings
-from syncd.errors import AuthError, ConfigError, ExitCode, SyncdError, TransientError
+from syncd.errors import (
+    AuthError,
+    ConfigError,
+    ExitCode,
+    PermanentError,
+    SyncdError,
+    TransientError,
+)
 from syncd.journal import SqliteJournal, Stage
 from syncd.logs import configure_logging, register_secret
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
+
+    from syncd.api import Webhook
 
 DEFAULT_CONFIG = Path("/etc/syncd/config.yaml")
 
@@ -110,6 +119,7 @@ def _parser() -> argparse.ArgumentParser:
             "purchase-orders", _purchase_orders, "list the account's purchase orders"
         )
     )
+    _add_webhook_commands(commands, with_config)
     demo = command(
         "demo", _demo, "run a self-contained demonstration against the simulator"
     )
@@ -157,8 +167,8 @@ def _check(args: argparse.Namespace) -> int:
     print(f"ok    configuration {settings.source}")
     code = ExitCode.OK
     for name, folder in _folders(settings):
-        problem = _folder_problem(folder)
-        print(f"{'FAIL' if problem else 'ok'}    folders.{name} {folder}{problem}")
+        problem, note = _folder_problem(folder)
+        print(f"{'FAIL' if problem else 'ok  '}  {name} {folder}{problem or note}")
         code = ExitCode.CONFIG if problem else code
     try:
         orders = asyncio.run(_read_orders(settings))
@@ -202,16 +212,16 @@ def _folders(settings: Settings) -> list[tuple[str, Path]]:
     return named
 
 
-def _folder_problem(folder: Path) -> str:
-    if not folder.exists():
-        return (
-            ": does not exist (syncd creates it when it may write its parent)"
-            if os.access(_existing_parent(folder), os.W_OK)
-            else ": does not exist and cannot be created"
-        )
-    if not os.access(folder, os.R_OK | os.W_OK | os.X_OK):
-        return ": syncd may not read and write it"
-    return ""
+def _folder_problem(folder: Path) -> tuple[str, str]:
+    """A problem with ``folder`` (or "") and a note for a good one."""
+    if folder.exists():
+        if not os.access(folder, os.R_OK | os.W_OK | os.X_OK):
+            return ": syncd may not read and write it", ""
+        return "", ""
+    if os.access(_existing_parent(folder), os.W_OK):
+        return "", " (does not exist yet; syncd creates it)"
+
+    return ": does not exist, and syncd may not create it", ""
 
 
 def _existing_parent(folder: Path) -> Path:
@@ -364,3 +374,93 @@ def _demo(args: argparse.Namespace) -> int:
     from syncd.demo import run_demo
 
     return run_demo(keep=args.keep)
+
+
+def _add_webhook_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    with_config: Callable[[argparse.ArgumentParser], argparse.ArgumentParser],
+) -> None:
+    about = "list, register or delete the company's webhooks"
+    webhooks = commands.add_parser("webhooks", help=about, description=about)
+    actions = webhooks.add_subparsers(title="actions", metavar="ACTION")
+
+    def action(
+        name: str, handler: Callable[[argparse.Namespace], int], help: str
+    ) -> argparse.ArgumentParser:
+        sub = with_config(actions.add_parser(name, help=help, description=help))
+        sub.set_defaults(handler=handler)
+        return sub
+
+    action("list", _webhooks_list, "list the webhooks the service calls")
+    register = action(
+        "register",
+        _webhooks_register,
+        "register a file_processed webhook, unless it already exists",
+    )
+    register.add_argument(
+        "url", nargs="?", help="the address to call (default: webhook.public_url)"
+    )
+    delete = action("delete", _webhooks_delete, "delete one webhook")
+    delete.add_argument("id", metavar="ID", help="the webhook's id (see list)")
+
+
+def _webhooks_list(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+
+    async def read() -> list[Webhook]:
+        async with ApiClient(settings.api) as api:
+            return await api.webhooks()
+
+    hooks = asyncio.run(read())
+    if not hooks:
+        print("no webhooks")
+        return ExitCode.OK
+    print(f"{'ID':<24} {'EVENT':<16} URL")
+    for hook in hooks:
+        print(f"{hook.id:<24} {hook.event:<16} {hook.url}")
+
+    return ExitCode.OK
+
+
+def _webhooks_register(args: argparse.Namespace) -> int:
+    from syncd.listener import register_webhook
+
+    settings = _settings(args)
+    url = args.url or settings.webhook.public_url
+    if not url:
+        print(
+            "syncd: give the URL to register, or set webhook.public_url",
+            file=sys.stderr,
+        )
+        return ExitCode.USAGE
+
+    async def register() -> tuple[Webhook, bool]:
+        async with ApiClient(settings.api) as api:
+            return await register_webhook(api, url)
+
+    hook, created = asyncio.run(register())
+    if created:
+        print(f"registered {hook.id} {hook.event} {hook.url}")
+    else:
+        print(f"already registered: {hook.id} {hook.event} {hook.url}")
+
+    return ExitCode.OK
+
+
+def _webhooks_delete(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+
+    async def delete() -> None:
+        async with ApiClient(settings.api) as api:
+            await api.delete_webhook(args.id)
+
+    try:
+        asyncio.run(delete())
+    except PermanentError as exc:
+        if exc.reason != "not_found":
+            raise
+        print(f"syncd: no webhook with id {args.id}", file=sys.stderr)
+        return ExitCode.SOME_FAILED
+    print(f"deleted {args.id}")
+
+    return ExitCode.OK

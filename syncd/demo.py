@@ -8,6 +8,7 @@ printing progress as documents move and a summary at the end.
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import sys
 import tempfile
@@ -55,7 +56,7 @@ def run_demo(keep: bool = False, out: TextIO = sys.stdout) -> int:
                     },
                     "state_dir": "state",
                     "upload": {"purchase_order": "PO-2026-014", "concurrency": 4},
-                    "watch": {"settle_seconds": 0.5},
+                    "watch": {"settle_seconds": 0.5, "give_up_after_seconds": 4},
                     "poll": {"interval_seconds": 1, "max_interval_seconds": 5},
                     "http": {"listen": None},
                     "logging": {"level": "warning"},
@@ -90,8 +91,8 @@ async def _run_with_progress(daemon: Daemon, out: TextIO) -> int:
     task = asyncio.create_task(daemon.run(once=True, timeout=55))
     last = ""
     while not task.done():
-        await asyncio.sleep(0.5)
-        if daemon.journal is None or not daemon.ready.is_set():
+        await asyncio.wait({task}, timeout=0.5)
+        if task.done() or daemon.journal is None or not daemon.ready.is_set():
             continue
         counts = daemon.journal.counts()
         line = "  ".join(
@@ -115,4 +116,5 @@ def _summary(root: Path, out: TextIO) -> None:
         for name in names:
             print(f"  {name}", file=out)
     for report in (root / "failed").rglob("*.error.json"):
-        print(f"why it failed: {report.read_text().strip()}", file=out)
+        error = json.loads(report.read_text())
+        print(f"why {error['file']} failed: {error['message']}", file=out)

@@ -1,0 +1,187 @@
+"""The ``syncd`` commands, run as a user runs them: a process, a config file."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from syncd.simulator import PurchaseOrder, Simulator, SimulatorOptions
+from tests.harness import API_KEY, Tree
+
+
+def config_file(tree: Tree, simulator: Simulator, **changes: Any) -> Path:
+    config: dict[str, Any] = {
+        "api": {"base_url": simulator.base_url, "key": "${TEST_API_KEY}"},
+        "folders": {
+            "inbox": "inbox",
+            "outbox": "outbox",
+            "archive": "archive",
+            "failed": "failed",
+        },
+        "state_dir": "state",
+        "upload": {"purchase_order": "PO-2026-014"},
+        "watch": {"settle_seconds": 0.2},
+        "poll": {"interval_seconds": 0.2, "max_interval_seconds": 1},
+        "http": {"listen": None},
+        "logging": {"format": "json"},
+    }
+    for section, values in changes.items():
+        if isinstance(values, dict):
+            config[section] = {**config.get(section, {}), **values}
+        else:
+            config[section] = values
+    path = tree.root / "config.yaml"
+    path.write_text(yaml.safe_dump(config, allow_unicode=True))
+    return path
+
+
+def syncd(*args: str, key: str = API_KEY, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "syncd", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "TEST_API_KEY": key, **env},
+        check=False,
+    )
+
+
+def test_no_command_prints_help_and_exits_2() -> None:
+    result = syncd()
+
+    assert result.returncode == 2
+    assert "commands" in result.stdout
+
+
+def test_an_unknown_option_is_a_usage_error() -> None:
+    assert syncd("once", "--no-such-flag").returncode == 2
+
+
+def test_a_missing_config_file_exits_78_naming_it(tmp_path: Path) -> None:
+    result = syncd("run", "-c", str(tmp_path / "nope.yaml"))
+
+    assert result.returncode == 78
+    assert "nope.yaml" in result.stderr
+
+
+def test_a_bad_config_exits_78_listing_every_problem(
+    simulator: Simulator, tree: Tree
+) -> None:
+    path = config_file(
+        tree, simulator, upload={"concurency": 4}, poll={"interval_seconds": -1}
+    )
+
+    result = syncd("once", "-c", str(path))
+
+    assert result.returncode == 78
+    assert "upload.concurency" in result.stderr
+    assert "poll.interval_seconds" in result.stderr
+
+
+def test_config_comes_from_syncd_config_when_no_c_is_given(
+    simulator: Simulator, tree: Tree
+) -> None:
+    path = config_file(tree, simulator)
+
+    result = syncd("check", SYNCD_CONFIG=str(path))
+
+    assert result.returncode == 0, result.stderr
+
+
+def test_check_reports_what_it_checked(simulator: Simulator, tree: Tree) -> None:
+    result = syncd("check", "-c", str(config_file(tree, simulator)))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "accepted the key" in result.stdout
+    assert "PO-2026-014: approved" in result.stdout
+
+
+def test_a_refused_key_exits_69(simulator: Simulator, tree: Tree) -> None:
+    path = config_file(tree, simulator)
+
+    for command in ("check", "once", "purchase-orders"):
+        result = syncd(command, "-c", str(path), key="wrong-key")
+        assert result.returncode == 69, (command, result.stderr)
+        assert "refused the key" in result.stderr
+        assert "wrong-key" not in result.stdout + result.stderr
+
+
+def test_a_purchase_order_that_does_not_exist_exits_78(
+    simulator: Simulator, tree: Tree
+) -> None:
+    path = config_file(tree, simulator, upload={"purchase_order": "PO-404"})
+
+    result = syncd("once", "-c", str(path))
+
+    assert result.returncode == 78
+    assert "upload.purchase_order" in result.stderr
+    assert "PO-404" in result.stderr
+
+
+def test_purchase_orders_lists_pages_left(tree: Tree) -> None:
+    orders = [
+        PurchaseOrder(id="po_1", number="PO-2026-014", pages=500, used_pages=120),
+        PurchaseOrder(id="po_2", number="PO-2026-020", status="pending", pages=50),
+    ]
+    options = SimulatorOptions(api_key=API_KEY, purchase_orders=orders)
+    with Simulator(options) as simulator:
+        result = syncd("purchase-orders", "-c", str(config_file(tree, simulator)))
+
+    assert result.returncode == 0, result.stderr
+    assert "PO-2026-014" in result.stdout and "380" in result.stdout
+    assert "PO-2026-020" in result.stdout and "pending" in result.stdout
+
+
+def test_once_then_status_then_retry(simulator: Simulator, tree: Tree) -> None:
+    tree.drop("good.pdf")
+    tree.drop("sub/bad.pdf", data=b"not a pdf at all")
+    path = config_file(tree, simulator)
+
+    once = syncd("once", "-c", str(path), "--timeout", "60")
+    status = syncd("status", "-c", str(path), "--json")
+
+    assert once.returncode == 1, once.stderr
+    report = json.loads(status.stdout)
+    assert report["stages"]["delivered"] == 1
+    assert report["stages"]["failed"] == 1
+    (failure,) = report["recent_failures"]
+    assert failure["reason"] == "not_pdf"
+    assert report["purchase_orders"]["orders"][0]["number"] == "PO-2026-014"
+    assert "documents per stage" in syncd("status", "-c", str(path)).stdout
+
+    (tree.failed / "sub/bad.pdf").write_bytes(_pdf())
+    retry = syncd("retry", "-c", str(path), str(tree.failed / "sub/bad.pdf"))
+
+    assert retry.returncode == 0, retry.stdout + retry.stderr
+    assert (tree.inbox / "sub/bad.pdf").exists()
+    assert not (tree.failed / "sub/bad.pdf.error.json").exists()
+    assert syncd("once", "-c", str(path)).returncode == 0
+    assert tree.listing(tree.outbox) == ["good.pdf", "sub/bad.pdf"]
+
+
+def test_retry_of_an_unknown_document_says_so(simulator: Simulator, tree: Tree) -> None:
+    result = syncd("retry", "-c", str(config_file(tree, simulator)), "12345")
+
+    assert result.returncode == 1
+    assert "not found: 12345" in result.stdout
+
+
+def test_demo_runs_the_whole_pipeline_and_summarises() -> None:
+    result = syncd("demo")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "outbox/   6 files" in result.stdout
+    assert "failed/   2 files" in result.stdout
+    assert "remote records created: 6" in result.stdout
+
+
+def _pdf() -> bytes:
+    from syncd.simulator.samples import make_pdf
+
+    return make_pdf(1, marker="fixed")
