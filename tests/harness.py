@@ -133,8 +133,10 @@ class BackgroundDaemon:
     def __enter__(self) -> BackgroundDaemon:
         self._thread.start()
         wait_until(
-            lambda: self.error is not None
-            or (self._loop is not None and self.daemon.ready.is_set()),
+            lambda: (
+                self.error is not None
+                or (self._loop is not None and self.daemon.ready.is_set())
+            ),
             what="the daemon to be ready",
         )
         if self.error:

@@ -41,7 +41,9 @@ def config_file(tree: Tree, simulator: Simulator, **changes: Any) -> Path:
     return path
 
 
-def syncd(*args: str, key: str = API_KEY, **env: str) -> subprocess.CompletedProcess[str]:
+def syncd(
+    *args: str, key: str = API_KEY, **env: str
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "syncd", *args],
         capture_output=True,

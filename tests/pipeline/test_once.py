@@ -9,7 +9,6 @@ from pypdf import PdfReader
 
 from syncd.errors import ExitCode
 from syncd.simulator import Simulator, SimulatorOptions
-
 from tests.harness import API_KEY, Tree, make_settings, run_once
 
 NAMES = [
@@ -68,9 +67,7 @@ def test_without_an_archive_the_original_is_deleted(
     simulator: Simulator, tree: Tree
 ) -> None:
     tree.drop("a.pdf")
-    settings = make_settings(
-        simulator, tree, folders={"archive": None}
-    )
+    settings = make_settings(simulator, tree, folders={"archive": None})
 
     assert run_once(settings) == ExitCode.OK
 

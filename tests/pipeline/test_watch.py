@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 import shutil
 from pathlib import Path
 
@@ -61,7 +60,9 @@ def test_a_file_renamed_while_it_settles_is_delivered_under_its_new_name(
         path = tree.drop("Scan0001.tmp.pdf")
         wait_until(lambda: path.exists(), what="the drop")
         path.rename(tree.inbox / "invoice.pdf")
-        wait_until(lambda: tree.listing(tree.outbox) == ["invoice.pdf"], what="delivery")
+        wait_until(
+            lambda: tree.listing(tree.outbox) == ["invoice.pdf"], what="delivery"
+        )
 
     assert simulator.creates() == 1
 
@@ -151,4 +152,4 @@ def test_nfd_and_nfc_names_are_one_document(tmp_path: Path) -> None:
     keys = [key for key, _, _ in files.scan(tmp_path)]
 
     assert keys == [unicodedata.normalize("NFC", name)]
-    assert os.path.exists(files.locate(tmp_path, keys[0]))
+    assert files.locate(tmp_path, keys[0]).exists()
