@@ -14,17 +14,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import functools
 import signal
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from syncd import files
+from syncd import files, notify
 from syncd.api import ApiClient
+from syncd.config import load_settings
 from syncd.downloader import Downloader
-from syncd.errors import ExitCode, TransientError
+from syncd.errors import ConfigError, ExitCode, TransientError
 from syncd.finisher import Finisher
 from syncd.journal import SqliteJournal, Stage
-from syncd.logs import get_logger
+from syncd.logs import configure_logging, get_logger, register_secret
 from syncd.poller import Poller
 from syncd.purchase_orders import PurchaseOrderBook, configured_references
 from syncd.uploader import Uploader
@@ -41,6 +44,24 @@ log = get_logger(__name__)
 
 JOURNAL_NAME = "journal.sqlite3"
 STOP_GRACE_SECONDS = 8.0  # within systemd's stop timeout, with room to spare
+# Settings a reload (SIGHUP) leaves alone: the API client, the journal, the
+# HTTP listener's socket and routes and the webhook registration are made
+# from them once at start, and the inbox's observer and the documents in
+# flight are tied to the inbox they were found in.
+RESTART_ONLY = (
+    "api",
+    "state_dir",
+    "http.listen",
+    "http.tls_cert_file",
+    "http.tls_key_file",
+    "webhook.enabled",
+    "webhook.path",
+    "webhook.public_url",
+    "webhook.register",
+    "folders.inbox",
+    "watch.mode",
+    "watch.polling_interval_seconds",
+)
 
 
 def journal_path(settings: Settings) -> Path:
@@ -60,6 +81,7 @@ class Daemon:
         self.runners: list[Runner] = []
         self.api_reachable = False
         self.ready = asyncio.Event()
+        self.notifier = notify.Notifier.from_environ()
 
     def stop(self) -> None:
         """Stop taking new work; steps in flight finish or stop at a safe point."""
@@ -159,11 +181,17 @@ class Daemon:
         for signum in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(signum, self.stop)
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGHUP, self.reload)
         tasks = [
             asyncio.create_task(runner.run(self.stopping, STOP_GRACE_SECONDS))
             for runner in self.runners
         ]
         tasks.append(asyncio.create_task(book.keep_fresh(self.stopping)))
+        watchdog = notify.watchdog_seconds()
+        tasks.append(
+            asyncio.create_task(notify.supervise(self, self.notifier, watchdog))
+        )
         if not once:
             self.watcher.start()
             tasks.append(
@@ -171,6 +199,55 @@ class Daemon:
             )
 
         return tasks
+
+    def reload(self) -> None:
+        """Read the configuration file again (SIGHUP) and apply what may change.
+
+        A file with problems is refused and the running settings stay. Of a
+        good file, the keys in ``RESTART_ONLY`` keep their running values,
+        with a warning that they need a restart; the rest takes effect at
+        each worker's next step.
+        """
+        with self.notifier.reloading():
+            self._reload()
+
+    def _reload(self) -> None:
+        old = self.settings
+        if old.source is None:
+            log.error("config.reload_refused", problems=["no configuration file"])
+            return
+        try:
+            new = load_settings(old.source)
+        except ConfigError as exc:
+            log.error(
+                "config.reload_refused", file=str(old.source), problems=exc.problems
+            )
+            return
+
+        # Before anything can log them.
+        register_secret(new.api.key)
+        if new.webhook.secret:
+            register_secret(new.webhook.secret)
+        held = [path for path in RESTART_ONLY if _at(old, path) != _at(new, path)]
+        for path in held:
+            new = _with_value(new, path, _at(old, path))
+        changed = [
+            field.name
+            for field in dataclasses.fields(new)
+            if field.name != "source"
+            and getattr(old, field.name) != getattr(new, field.name)
+        ]
+
+        if new.logging != old.logging:
+            configure_logging(new.logging.level, new.logging.format)
+        self.settings = new
+        if self.context is not None:
+            self.context.settings = new
+        if self.watcher is not None:
+            self.watcher.update_settings(new)
+        if held:
+            log.warning("config.restart_needed", keys=held)
+        log.info("config.reloaded", file=str(new.source), changed=changed)
 
     async def _until_done(
         self, journal: SqliteJournal, started: float, timeout: float | None
@@ -192,3 +269,16 @@ class Daemon:
         log.info("once.done", failed=len(failed))
 
         return ExitCode.SOME_FAILED if failed else ExitCode.OK
+
+
+def _at(settings: Settings, path: str) -> object:
+    return functools.reduce(getattr, path.split("."), settings)
+
+
+def _with_value(settings: Any, path: str, value: object) -> Any:
+    """A copy of ``settings`` with the dotted ``path`` set to ``value``."""
+    name, _, rest = path.partition(".")
+    if rest:
+        value = _with_value(getattr(settings, name), rest, value)
+
+    return dataclasses.replace(settings, **{name: value})

@@ -1,0 +1,252 @@
+"""The storage origin: pre-signed upload URLs and signed download URLs.
+
+It stands for the object store behind ``https://upload.accessibledocs.ai/``
+and implements the contract's "Send the bytes" section:
+
+- ``PUT /upload/{id}?expires=..&sig=..`` takes the raw PDF. The URL is the
+  credential (HMAC-SHA256 over method, path and expiry with a key only the
+  simulator knows): a bad signature or an expired URL is 403. A body without
+  ``Content-Length`` (chunked) is 411, a length other than the declared size
+  400. A record that already has bytes answers 200 to the same bytes and 409
+  to different ones.
+- ``GET /download/{id}?expires=..&sig=..`` serves the processed PDF to
+  clients that follow the API's ``url`` or ``redirect`` download answers.
+
+Neither route wants ``x-api-key``; a request that carries it is answered
+normally and counted as a leak by the request log.
+
+The body is streamed to a temporary file and hashed on the way, so a 1 GiB
+upload never sits in memory. A body cut short (the client went away) is
+deleted and does not count as received.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import time
+import urllib.parse
+import uuid
+from typing import TYPE_CHECKING
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from syncd.simulator.pdf import UnusablePdf, analyse
+from syncd.simulator.replies import ApiError, error_response
+from syncd.simulator.requestlog import request_info
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+    from pathlib import Path
+
+    from syncd.simulator.options import SimulatorOptions
+    from syncd.simulator.state import FileView, Store
+
+_READ_CHUNK = 1024 * 1024
+
+
+class UrlSigner:
+    """Make and check the signed URLs of the storage origin."""
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+
+    def url(self, base: str, kind: str, file_id: str, expires: float) -> str:
+        """Return ``{base}/{kind}/{file_id}`` signed until ``expires``."""
+        path = f"/{kind}/{file_id}"
+        stamp = int(expires)
+        query = urllib.parse.urlencode(
+            {"expires": stamp, "sig": self._sign(path, stamp)}
+        )
+
+        return f"{base}{path}?{query}"
+
+    def check(self, request: Request, now: float) -> None:
+        """Raise ``ApiError`` 403 unless the request's URL is signed and fresh."""
+        expires = request.query_params.get("expires", "")
+        signature = request.query_params.get("sig", "")
+        if not expires.isdigit() or not signature:
+            raise ApiError(403, "the URL is not signed; ask the API for a new one")
+        expected = self._sign(request.url.path, int(expires))
+        if not hmac.compare_digest(expected, signature):
+            raise ApiError(403, "the URL signature does not match")
+        if int(expires) < now:
+            message = "the URL has expired; read the file record for a fresh one"
+            raise ApiError(403, message)
+
+    def _sign(self, path: str, expires: int) -> str:
+        payload = f"{path}\n{expires}".encode()
+        return hmac.new(self._key, payload, hashlib.sha256).hexdigest()
+
+
+class StorageApp:
+    """The storage origin's routes, bound to one simulator's store."""
+
+    def __init__(
+        self,
+        options: SimulatorOptions,
+        store: Store,
+        signer: UrlSigner,
+        directory: Path,
+    ) -> None:
+        self._options = options
+        self._store = store
+        self._signer = signer
+        self._objects = directory / "objects"
+        self._incoming = directory / "incoming"
+        self._objects.mkdir(parents=True, exist_ok=True)
+        self._incoming.mkdir(parents=True, exist_ok=True)
+
+    def app(self) -> Starlette:
+        return Starlette(
+            routes=[
+                Route("/upload/{file_id}", self.upload, methods=["PUT"]),
+                Route("/download/{file_id}", self.download, methods=["GET"]),
+            ],
+            exception_handlers={
+                ApiError: _api_error,
+                HTTPException: _http_error,
+            },
+        )
+
+    async def upload(self, request: Request) -> Response:
+        file_id = request.path_params["file_id"]
+        request_info(request.scope)["file_id"] = file_id
+        now = time.time()
+        self._signer.check(request, now)
+        target = self._store.upload_target(file_id)
+        if target is None:
+            raise ApiError(404, f"file {file_id} was not found")
+
+        declared = request.headers.get("content-length")
+        if declared is None:
+            # Object stores refuse chunked uploads: they must know the size.
+            raise ApiError(
+                411, "Content-Length is required; chunked uploads are refused"
+            )
+        if not declared.isdigit():
+            raise ApiError(400, f"Content-Length {declared!r} is not a number")
+        if int(declared) != target.size:
+            message = (
+                f"Content-Length {declared} does not match the size {target.size} "
+                "declared when the file was created"
+            )
+            raise ApiError(400, message)
+        if not target.accepts_bytes:
+            raise ApiError(409, f"file {file_id} no longer accepts bytes")
+
+        part = self._incoming / f"{file_id}.{uuid.uuid4().hex}.part"
+        try:
+            digest = await _receive_to(request, part, target.size)
+        except ClientDisconnect:
+            # Nobody is left to answer; the partial bytes never count.
+            part.unlink(missing_ok=True)
+            request_info(request.scope)["client_gone"] = True
+            return Response(status_code=400)
+        try:
+            return await self._attach(file_id, part, digest)
+        finally:
+            part.unlink(missing_ok=True)
+
+    async def _attach(self, file_id: str, part: Path, digest: str) -> Response:
+        target = self._store.upload_target(file_id)
+        if target is not None and target.has_bytes:
+            if target.sha256 == digest:
+                return Response(status_code=200)
+            raise ApiError(409, f"file {file_id} already has different bytes")
+
+        view = self._store.get(file_id, time.time())
+        assert view is not None
+        title = view.object["name"].removesuffix(".pdf").removesuffix(".PDF")
+        try:
+            analysis = await asyncio.to_thread(
+                analyse, part, title, self._options.result_lang
+            )
+            failure = None
+        except UnusablePdf as exc:
+            analysis, failure = None, str(exc)
+
+        final = self._objects / f"{file_id}.pdf"
+        outcome = self._store.attach_bytes(
+            file_id, final, digest, analysis, failure, time.time()
+        )
+        if outcome == "taken":
+            part.replace(final)
+            return Response(status_code=200)
+        if outcome == "same":
+            return Response(status_code=200)
+        if outcome == "different":
+            raise ApiError(409, f"file {file_id} already has different bytes")
+        raise ApiError(409, f"file {file_id} no longer accepts bytes")
+
+    async def download(self, request: Request) -> Response:
+        file_id = request.path_params["file_id"]
+        request_info(request.scope)["file_id"] = file_id
+        now = time.time()
+        self._signer.check(request, now)
+        view = self._store.get(file_id, now)
+        if view is None:
+            raise ApiError(404, f"file {file_id} was not found")
+        if view.state != "completed":
+            raise ApiError(409, f"file {file_id} is {view.state}, not completed")
+
+        return pdf_response(view)
+
+
+def pdf_response(view: FileView) -> StreamingResponse:
+    """Stream a record's processed PDF from disk with its Content-Length."""
+    assert view.source is not None
+    assert view.update is not None
+    assert view.result_size is not None
+    name = urllib.parse.quote(view.object["name"])
+    headers = {
+        "Content-Length": str(view.result_size),
+        "Content-Disposition": f"attachment; filename*=UTF-8''{name}",
+    }
+
+    return StreamingResponse(
+        _result_chunks(view.source, view.update),
+        media_type="application/pdf",
+        headers=headers,
+    )
+
+
+async def _result_chunks(source: Path, update: bytes) -> AsyncIterator[bytes]:
+    with source.open("rb") as stream:
+        while chunk := await asyncio.to_thread(stream.read, _READ_CHUNK):
+            yield chunk
+    yield update
+
+
+async def _receive_to(request: Request, part: Path, expected: int) -> str:
+    """Stream the body into ``part`` and return its SHA-256.
+
+    Raise ``ClientDisconnect`` if the client went away before the end.
+    """
+    digest = hashlib.sha256()
+    received = 0
+    with part.open("wb") as out:
+        async for chunk in request.stream():
+            digest.update(chunk)
+            out.write(chunk)
+            received += len(chunk)
+    if received != expected:
+        # h11 enforces Content-Length, so this means the stream was cut.
+        raise ClientDisconnect
+
+    return digest.hexdigest()
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return error_response(exc.status, exc.message, exc.headers)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return error_response(exc.status_code, str(exc.detail), exc.headers)
