@@ -48,9 +48,13 @@ def syncd(*args: str) -> list[str]:
     return [sys.executable, "-m", "syncd", *args]
 
 
+def _readies(log: Path) -> int:
+    return log.read_text().count('"daemon.ready"') if log.exists() else 0
+
+
 def _wait_for_ready(log: Path, seen_before: int, timeout: float = 20) -> None:
     deadline = time.monotonic() + timeout
-    while log.read_text().count('"daemon.ready"') <= seen_before:
+    while _readies(log) <= seen_before:
         assert time.monotonic() < deadline, "the daemon never became ready"
         time.sleep(0.02)
 
@@ -65,14 +69,16 @@ def test_repeated_kill_9_then_restart_delivers_every_file_once(tree: Tree) -> No
     with Simulator(options) as simulator:
         config = write_config(tree, simulator)
         log = (tree.root / "daemon.log").open("ab")
+        daemon_log = tree.root / "daemon.log"
         for round_ in range(KILLS):
+            readies = _readies(daemon_log)
             process = subprocess.Popen(
                 syncd("run", "-c", str(config)), stdout=log, stderr=log
             )
             # Most kills land after start-up, where the documents move; a
             # few land inside it.
             if round_ % 4:
-                _wait_for_ready(tree.root / "daemon.log", round_ - round_ // 4)
+                _wait_for_ready(daemon_log, readies)
             time.sleep(rng.uniform(0.0, 1.5))
             process.send_signal(signal.SIGKILL)
             process.wait()
