@@ -27,6 +27,7 @@ from syncd.downloader import Downloader
 from syncd.errors import ConfigError, ExitCode, TransientError
 from syncd.finisher import Finisher
 from syncd.journal import SqliteJournal, Stage
+from syncd.listener import HttpServer, open_server, register_at_start
 from syncd.logs import configure_logging, get_logger, register_secret
 from syncd.poller import Poller
 from syncd.purchase_orders import PurchaseOrderBook, configured_references
@@ -80,8 +81,14 @@ class Daemon:
         self.watcher: Watcher | None = None
         self.runners: list[Runner] = []
         self.api_reachable = False
+        self.http: HttpServer | None = None
         self.ready = asyncio.Event()
         self.notifier = notify.Notifier.from_environ()
+
+    @property
+    def http_port(self) -> int | None:
+        """The port the HTTP listener bound (useful with port 0), once started."""
+        return self.http.port if self.http is not None else None
 
     def stop(self) -> None:
         """Stop taking new work; steps in flight finish or stop at a safe point."""
@@ -176,7 +183,10 @@ class Daemon:
     def _start_tasks(
         self, book: PurchaseOrderBook, once: bool
     ) -> list[asyncio.Task[None]]:
-        assert self.watcher is not None
+        assert self.watcher is not None and self.context is not None
+        # Bound first: a port in use must fail the start before any task runs.
+        if self.settings.http.listen is not None:
+            self.http = open_server(self)
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -192,6 +202,12 @@ class Daemon:
         tasks.append(
             asyncio.create_task(notify.supervise(self, self.notifier, watchdog))
         )
+        if self.http is not None:
+            tasks.append(asyncio.create_task(self.http.serve(self.stopping)))
+            webhook = self.settings.webhook
+            if webhook.register and webhook.public_url:
+                register = register_at_start(self.context.api, webhook.public_url)
+                tasks.append(asyncio.create_task(register))
         if not once:
             self.watcher.start()
             tasks.append(

@@ -496,6 +496,51 @@ class SqliteJournal:
 
         return counts
 
+    def totals(self) -> dict[str, int]:
+        """Documents ever uploaded (not reused) and ever downloaded, for metrics."""
+        rows = self._query(
+            "SELECT"
+            " COALESCE(SUM(uploaded_at IS NOT NULL AND reused_from IS NULL), 0),"
+            " COALESCE(SUM(stage IN ('downloaded', 'delivered')), 0)"
+            " FROM documents"
+        )
+        uploads, downloads = rows[0]
+
+        return {"uploads": int(uploads), "downloads": int(downloads)}
+
+    def failure_reasons(self) -> dict[str, int]:
+        """How many documents ended failed, by their ``error_reason``."""
+        rows = self._query(
+            "SELECT COALESCE(error_reason, 'unknown'), COUNT(*) FROM documents"
+            " WHERE stage = 'failed' GROUP BY 1"
+        )
+
+        return {str(reason): int(count) for reason, count in rows}
+
+    def durations(self, limit: int = 100_000) -> list[dict[str, float]]:
+        """Seconds the newest delivered documents spent in each phase.
+
+        Each item maps ``settle``, ``upload``, ``processing`` and ``delivery``
+        to seconds, leaving out a phase whose timestamps are missing.
+        """
+        rows = self._query(
+            "SELECT stable_at - discovered_at, uploaded_at - stable_at,"
+            " completed_at - uploaded_at, finished_at - completed_at"
+            " FROM documents WHERE stage = 'delivered'"
+            " ORDER BY finished_at DESC, id DESC LIMIT ?",
+            (limit,),
+        )
+        phases = ("settle", "upload", "processing", "delivery")
+
+        return [
+            {
+                phase: max(float(seconds), 0.0)
+                for phase, seconds in zip(phases, row, strict=True)
+                if seconds is not None
+            }
+            for row in rows
+        ]
+
     def live_count(self) -> int:
         rows = self._query(
             "SELECT COUNT(*) FROM documents WHERE stage NOT IN ('delivered', 'failed')"
