@@ -370,9 +370,14 @@ class SqliteJournal:
         to: Stage,
         *,
         not_before: float = 0.0,
+        keep_lease: bool = False,
         **fields: Any,
     ) -> Document:
         """Move ``doc`` from its stage to ``to``, setting ``fields``; free the lease.
+
+        A step that goes on with the document in its new stage passes
+        ``keep_lease``, so that no other step (its own worker's included,
+        when the new stage is one it also handles) claims it meanwhile.
 
         Raises:
             StaleDocument: the document is no longer in ``doc.stage``.
@@ -384,8 +389,9 @@ class SqliteJournal:
         changes["stage"] = to.value
         if stamp := _STAMPS.get(to):
             changes[stamp] = self._clock()
-        updated = self._update(doc, changes, not_before)
-        self._announce([to])
+        updated = self._update(doc, changes, not_before, keep_lease=keep_lease)
+        if not keep_lease:
+            self._announce([to])
 
         return updated
 

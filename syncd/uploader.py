@@ -83,8 +83,10 @@ class Uploader(Worker):
                 await self._upload(doc, fresh_url=False)
         except FileNotFoundError:
             # Removed before its bytes were sent: nothing was billed.
-            log.info("document.vanished", doc=doc.id, file=doc.path)
-            self.context.journal.forget(doc)
+            current = self.context.journal.get(doc.id)
+            if current is not None and current.stage in self.stages:
+                log.info("document.vanished", doc=doc.id, file=doc.path)
+                self.context.journal.forget(current)
         except ContentChanged as exc:
             self._resettle(doc, str(exc))
 
@@ -144,6 +146,7 @@ class Uploader(Worker):
             idempotency_key=str(uuid.uuid4()),
             creating_at=now,
             hold_reason=None,
+            keep_lease=True,
         )
         await self._create(doc, repeat=False)
 
@@ -189,7 +192,11 @@ class Uploader(Worker):
         if upload.purchase_order:
             self.context.purchase_orders.spend(upload.purchase_order, doc.pages or 0)
         doc = journal.advance(
-            doc, Stage.UPLOADING, remote_id=record.id, upload_url=record.upload_url
+            doc,
+            Stage.UPLOADING,
+            remote_id=record.id,
+            upload_url=record.upload_url,
+            keep_lease=True,
         )
         log.debug("document.created", doc=doc.id, file=doc.path, remote_id=record.id)
         await self._upload(doc, fresh_url=True)

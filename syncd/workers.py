@@ -172,18 +172,36 @@ class Runner:
             bound.exception("document.step_crashed", stage=doc.stage)
             self._retry_later(doc, backoff(doc.attempts + 3))
 
+    def _current(self, doc: Document) -> Document | None:
+        """``doc`` as it is now, if it is still in one of this worker's stages.
+
+        A step may have moved its document on (keeping the lease) before it
+        failed; what follows applies to the stage it reached. A document
+        that left this worker's stages belongs to another step now.
+        """
+        current = self.worker.context.journal.get(doc.id)
+        if current is None or current.stage not in self.worker.stages:
+            return None
+        return current
+
     def _retry_later(self, doc: Document, wait: float) -> None:
-        journal = self.worker.context.journal
+        current = self._current(doc)
+        if current is None:
+            return
         with contextlib.suppress(StaleDocument):
-            journal.reschedule(
-                doc,
+            self.worker.context.journal.reschedule(
+                current,
                 not_before=self.worker.context.clock() + wait,
-                attempts=doc.attempts + 1,
+                attempts=current.attempts + 1,
             )
 
     def _fail(self, doc: Document, reason: str, message: str) -> None:
-        current = self.worker.context.journal.get(doc.id)
-        if current is None or current.stage.terminal or current.stage is Stage.FAILING:
+        current = self._current(doc)
+        if current is None:
+            return
+        if current.stage is Stage.FAILING:
+            # Moving a failed document failed too: try that again later.
+            self._retry_later(current, backoff(current.attempts))
             return
         with contextlib.suppress(StaleDocument):
             self.worker.context.journal.advance(

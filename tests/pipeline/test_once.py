@@ -46,6 +46,13 @@ def test_every_pdf_lands_in_the_outbox_once_and_the_original_in_the_archive(
     assert tree.listing(tree.inbox) == []
     assert simulator.creates() == len(NAMES)
     assert simulator.leaks() == 0
+    # Each step ran once: no create asked twice, no bytes sent twice.
+    requests = simulator.requests()
+    creates = [r for r in requests if r["method"] == "POST" and r["origin"] == "api"]
+    uploads = [r for r in requests if r["method"] == "PUT"]
+    assert len(creates) == len(NAMES)
+    assert not any(r["replay"] for r in creates)
+    assert len(uploads) == len(NAMES)
     assert all(count == 1 for count in _records_per_name(simulator).values())
 
 

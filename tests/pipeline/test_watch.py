@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from syncd import files
+from syncd.finisher import Finisher
 from syncd.journal import Document, SqliteJournal, Stage
 from syncd.simulator import Simulator
 from syncd.simulator.samples import make_pdf
@@ -73,7 +74,7 @@ def test_a_new_version_under_a_delivered_name_is_a_new_document(
     settings = make_settings(simulator, tree)
     with BackgroundDaemon(settings):
         tree.drop("report.pdf", data=make_pdf(1, marker="v1"))
-        wait_until(lambda: tree.listing(tree.outbox) == ["report.pdf"], what="v1")
+        wait_until(lambda: tree.listing(tree.archive) == ["report.pdf"], what="v1")
         tree.drop("report.pdf", data=make_pdf(2, marker="v2"))
         wait_until(
             lambda: tree.listing(tree.outbox) == ["report (2).pdf", "report.pdf"],
@@ -82,6 +83,30 @@ def test_a_new_version_under_a_delivered_name_is_a_new_document(
 
     assert simulator.creates() == 2
     assert tree.listing(tree.archive) == ["report (2).pdf", "report.pdf"]
+
+
+def test_a_new_version_dropped_before_archiving_stays_for_its_own_upload(
+    simulator: Simulator, tree: Tree
+) -> None:
+    path = tree.drop("report.pdf", data=make_pdf(1, marker="v1"))
+    settings = make_settings(simulator, tree)
+    journal = SqliteJournal(tree.root / "j.sqlite3")
+    info = path.stat()
+    journal.add_discovered([("report.pdf", info.st_size, info.st_mtime_ns)])
+    (doc,) = journal.claim([Stage.DISCOVERED], 1)
+    for stage in (Stage.STABLE, Stage.PROCESSING, Stage.DOWNLOADABLE):
+        doc = journal.advance(doc, stage, keep_lease=True, remote_id="r1")
+    doc = journal.advance(doc, Stage.DOWNLOADED, keep_lease=True)
+    tree.drop("report.pdf", data=make_pdf(2, marker="v2"))
+    finisher = Finisher(Context(settings, journal, None, None))  # type: ignore[arg-type]
+
+    asyncio.run(finisher.step(doc))
+
+    assert journal.get(doc.id).stage is Stage.DELIVERED  # type: ignore[union-attr]
+    assert path.read_bytes() == make_pdf(2, marker="v2")
+    assert tree.listing(tree.archive) == []
+    assert journal.add_discovered([("report.pdf", 1, 1)]) == 1
+    journal.close()
 
 
 def test_the_inbox_deleted_and_recreated_keeps_working(
