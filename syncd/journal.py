@@ -470,6 +470,21 @@ class SqliteJournal:
 
         return int(found)
 
+    def release_holds(self) -> int:
+        """Make every document held for its purchase order due now; count them."""
+        now = self._clock()
+        with self._transaction() as db:
+            cursor = db.execute(
+                "UPDATE documents SET not_before = ?"
+                " WHERE hold_reason IS NOT NULL AND not_before > ?"
+                " AND stage IN ('stable', 'creating')",
+                (now, now),
+            )
+        if cursor.rowcount:
+            self._announce([Stage.STABLE, Stage.CREATING])
+
+        return cursor.rowcount
+
     # -- look-ups ---------------------------------------------------------
 
     def get(self, doc_id: int) -> Document | None:

@@ -80,6 +80,8 @@ class PurchaseOrderBook:
         )
         for order in orders:
             self._warn_if_low(order)
+        # Held documents get their chance with the new figures at once.
+        self._journal.release_holds()
 
         return orders
 
@@ -147,13 +149,11 @@ class PurchaseOrderBook:
         if order is not None:
             self._spent[order.id] += pages
 
-    async def keep_fresh(
-        self, stopping: asyncio.Event, interval: float = REFRESH_SECONDS
-    ) -> None:
-        """Refresh every ``interval`` seconds until ``stopping`` is set."""
+    async def keep_fresh(self, stopping: asyncio.Event) -> None:
+        """Refresh every ``REFRESH_SECONDS`` until ``stopping`` is set."""
         while not stopping.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), timeout=interval)
+                await asyncio.wait_for(stopping.wait(), timeout=REFRESH_SECONDS)
             if stopping.is_set():
                 return
             try:

@@ -293,6 +293,10 @@ class Simulator:
     def purchase_orders(self) -> list[dict[str, Any]]:
         return self._running().store.purchase_orders()
 
+    def update_purchase_order(self, reference: str, **changes: Any) -> dict[str, Any]:
+        """Change a purchase order (``status``, ``pages``...) as its owner would."""
+        return self._running().store.update_purchase_order(reference, **changes)
+
     def stats(self) -> dict[str, Any]:
         """Return what ``GET /_sim/stats`` answers."""
         return self._running().control.snapshot()

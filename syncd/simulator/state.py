@@ -366,6 +366,17 @@ class Store:
         with self._lock:
             return [_order_object(order) for order in self._orders.values()]
 
+    def update_purchase_order(self, reference: str, **changes: Any) -> dict[str, Any]:
+        """Change an order as the dashboard would (approve it, add pages).
+
+        Raise KeyError for an unknown id or number.
+        """
+        with self._lock:
+            order_id = self._order_numbers.get(reference, reference)
+            order = self._orders[order_id]
+            self._orders[order_id] = dataclasses.replace(order, **changes)
+            return _order_object(self._orders[order_id])
+
     def _usable_order(self, reference: str) -> PurchaseOrder:
         order_id = reference if reference in self._orders else None
         order_id = order_id or self._order_numbers.get(reference)
