@@ -292,22 +292,26 @@ class SqliteJournal:
 
     # -- what the watcher calls -------------------------------------------
 
-    def add_discovered(self, found: Iterable[tuple[str, int, int]]) -> int:
-        """Queue files ``(path, size, mtime_ns)`` not already alive; count the new."""
+    def add_discovered(
+        self, found: Iterable[tuple[str, int, int]]
+    ) -> list[tuple[int, str]]:
+        """Queue files ``(path, size, mtime_ns)`` not already alive.
+
+        Returns ``(id, path)`` of each document this call added.
+        """
         now = self._clock()
-        rows = [(path, size, mtime, now, now, now) for path, size, mtime in found]
-        if not rows:
-            return 0
+        added = []
         with self._transaction() as db:
-            before = db.total_changes
-            db.executemany(
-                "INSERT OR IGNORE INTO documents"
-                " (path, stage, size, mtime_ns, changed_at, discovered_at,"
-                "  updated_at)"
-                " VALUES (?, 'discovered', ?, ?, ?, ?, ?)",
-                rows,
-            )
-            added = db.total_changes - before
+            for path, size, mtime in found:
+                row = db.execute(
+                    "INSERT OR IGNORE INTO documents"
+                    " (path, stage, size, mtime_ns, changed_at, discovered_at,"
+                    "  updated_at)"
+                    " VALUES (?, 'discovered', ?, ?, ?, ?, ?) RETURNING id",
+                    (path, size, mtime, now, now, now),
+                ).fetchone()
+                if row is not None:
+                    added.append((int(row[0]), path))
         if added:
             self._announce([Stage.DISCOVERED])
 
@@ -491,14 +495,20 @@ class SqliteJournal:
         rows = self._query("SELECT * FROM documents WHERE id = ?", (doc_id,))
         return Document._from_row(rows[0]) if rows else None
 
-    def find_same_content(self, sha256: str, before_id: int) -> Document | None:
-        """The earliest other document with this content that can be reused."""
+    def find_same_content(self, sha256: str, doc_id: int) -> Document | None:
+        """Another document with this content whose record ``doc_id`` can share.
+
+        One with a remote record comes first. Without one, a document that is
+        getting its record (or an earlier one about to) is returned too, for
+        the caller to wait for; of two waiting at once, the later waits.
+        """
         rows = self._query(
             "SELECT * FROM documents WHERE sha256 = ? AND id != ?"
             " AND stage NOT IN ('failing', 'failed')"
-            " AND (remote_id IS NOT NULL OR id < ?)"
+            " AND (remote_id IS NOT NULL OR stage IN ('creating', 'uploading')"
+            "      OR (stage = 'stable' AND id < ?))"
             " ORDER BY remote_id IS NULL, id LIMIT 1",
-            (sha256, before_id, before_id),
+            (sha256, doc_id, doc_id),
         )
         return Document._from_row(rows[0]) if rows else None
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -109,7 +108,6 @@ class Watcher:
         self._journal = journal
         self._observer: Any = None
         self.mode = "none"
-        self._lock = threading.Lock()
 
     @property
     def inbox(self) -> Path:
@@ -174,8 +172,7 @@ class Watcher:
             if folder != self.inbox:
                 key = files.relative_key(self.inbox, folder / key)
             found.append((key, size, mtime))
-        with self._lock:
-            added = self._journal.add_discovered(found)
+        added = self._record(found)
         if added:
             log.info("watch.scanned", folder=str(folder), found=len(found), new=added)
 
@@ -194,12 +191,14 @@ class Watcher:
         info = files.regular_file_stat(path)
         if info is None:
             return
-        with self._lock:
-            added = self._journal.add_discovered(
-                [(key, info.st_size, info.st_mtime_ns)]
-            )
-        if added:
-            log.info("document.discovered", file=key, size=info.st_size)
+        self._record([(key, info.st_size, info.st_mtime_ns)])
+
+    def _record(self, found: list[tuple[str, int, int]]) -> int:
+        added = self._journal.add_discovered(found)
+        for doc_id, key in added:
+            log.info("document.discovered", doc=doc_id, file=key)
+
+        return len(added)
 
     async def rescan_forever(self, stopping: asyncio.Event) -> None:
         """Scan the whole inbox every ``watch.rescan_seconds``."""

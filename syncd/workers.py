@@ -148,7 +148,7 @@ class Runner:
         except StaleDocument:
             bound.debug("document.stale", stage=doc.stage)
         except PermanentError as exc:
-            bound.error("document.failing", reason=exc.reason, error=str(exc))
+            bound.warning("document.failing", reason=exc.reason, error=str(exc))
             self._fail(doc, exc.reason, str(exc))
         except AuthError as exc:
             bound.error("api.key_refused", error=str(exc))

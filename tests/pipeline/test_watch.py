@@ -105,7 +105,7 @@ def test_a_new_version_dropped_before_archiving_stays_for_its_own_upload(
     assert journal.get(doc.id).stage is Stage.DELIVERED  # type: ignore[union-attr]
     assert path.read_bytes() == make_pdf(2, marker="v2")
     assert tree.listing(tree.archive) == []
-    assert journal.add_discovered([("report.pdf", 1, 1)]) == 1
+    assert len(journal.add_discovered([("report.pdf", 1, 1)])) == 1
     journal.close()
 
 

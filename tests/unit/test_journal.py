@@ -30,8 +30,9 @@ def journal(tmp_path: Path, clock: Clock) -> SqliteJournal:
 
 
 def test_a_live_path_is_queued_once(journal: SqliteJournal) -> None:
-    assert journal.add_discovered([("a.pdf", 10, 1), ("b.pdf", 20, 2)]) == 2
-    assert journal.add_discovered([("a.pdf", 10, 1)]) == 0
+    added = journal.add_discovered([("a.pdf", 10, 1), ("b.pdf", 20, 2)])
+    assert [path for _, path in added] == ["a.pdf", "b.pdf"]
+    assert journal.add_discovered([("a.pdf", 10, 1)]) == []
     assert journal.counts()[Stage.DISCOVERED] == 2
 
 
@@ -44,7 +45,7 @@ def test_a_path_is_queued_again_after_its_document_ended(
     (doc,) = journal.claim([Stage.FAILING], 10)
     journal.advance(doc, Stage.FAILED)
 
-    assert journal.add_discovered([("a.pdf", 10, 1)]) == 1
+    assert len(journal.add_discovered([("a.pdf", 10, 1)])) == 1
 
 
 def test_claim_leases_so_a_document_is_not_taken_twice(
@@ -177,3 +178,18 @@ def test_find_same_content_prefers_a_document_with_a_remote_record(
 
 def test_integrity_check_of_a_fresh_journal_is_ok(journal: SqliteJournal) -> None:
     assert journal.integrity_check() == "ok"
+
+
+def test_same_content_waits_for_a_later_document_already_creating_its_record(
+    journal: SqliteJournal,
+) -> None:
+    journal.add_discovered([("a.pdf", 10, 1), ("b.pdf", 10, 1)])
+    first, second = journal.claim([Stage.DISCOVERED], 2)
+    second = journal.advance(second, Stage.STABLE, sha256="same", pages=1)
+    journal.advance(second, Stage.CREATING, idempotency_key="k")
+    first = journal.advance(first, Stage.STABLE, sha256="same", pages=1)
+
+    found = journal.find_same_content("same", first.id)
+
+    assert found is not None and found.id == second.id
+    assert found.remote_id is None
