@@ -522,6 +522,23 @@ def _optional_url(*schemes: str) -> _Converter[str | None]:
     return convert
 
 
+_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def _public_url(ctx: _Context, value: object) -> str | None:
+    """An https URL; plain http only for a loopback host (the simulator)."""
+    text = _optional_url("http", "https")(ctx, value)
+    if text is not None:
+        parts = urlsplit(text)
+        if parts.scheme == "http" and parts.hostname not in _LOOPBACK_HOSTS:
+            raise _Bad(
+                "the service calls webhooks over https only; expected an https"
+                f" URL like https://example.com/, got {_describe(text)}"
+            )
+
+    return text
+
+
 def _email(ctx: _Context, value: object) -> str | None:
     text = _optional_text(ctx, value)
     if text is not None and not _EMAIL.fullmatch(text):
@@ -858,7 +875,7 @@ def _parse_webhook(ctx: _Context, data: object, http: HttpSettings) -> WebhookSe
         path=section.get("path", _webhook_path, defaults.path),
         secret=_secret(section, "secret", "webhook-secret"),
         signature=section.get("signature", _choice(schemes), defaults.signature),
-        public_url=section.get("public_url", _optional_url("https"), None),
+        public_url=section.get("public_url", _public_url, None),
         register=section.get("register", _flag, defaults.register),
     )
 

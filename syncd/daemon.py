@@ -109,6 +109,7 @@ class Daemon:
         journal = SqliteJournal(journal_path(settings), clock=self.clock)
         self.journal = journal
         api = ApiClient(settings.api)
+        tasks: list[asyncio.Task[None]] = []
         try:
             self._recover(journal)
             book = PurchaseOrderBook(api, journal, clock=self.clock)
@@ -134,6 +135,14 @@ class Daemon:
                 self.stop()
             await asyncio.gather(*tasks)
         finally:
+            # Reached early only when start-up failed or the run was
+            # cancelled: whatever started must not outlive the journal.
+            self.stopping.set()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if self.http is not None:
+                self.http.close()
             if self.watcher is not None:
                 self.watcher.stop()
             await api.aclose()

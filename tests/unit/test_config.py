@@ -895,9 +895,15 @@ def test_webhook_public_url_must_be_https() -> None:
     data = with_value("webhook.public_url", "http://syncd.example.com/hook")
 
     assert problems(data) == [
-        "webhook.public_url: expected an https URL like https://example.com/, got "
-        "'http://syncd.example.com/hook'"
+        "webhook.public_url: the service calls webhooks over https only; expected"
+        " an https URL like https://example.com/, got 'http://syncd.example.com/hook'"
     ]
+
+
+def test_webhook_public_url_may_be_plain_http_on_loopback_for_the_simulator() -> None:
+    data = with_value("webhook.public_url", "http://127.0.0.1:8787/hook")
+
+    assert parse(data).webhook.public_url == "http://127.0.0.1:8787/hook"
 
 
 def test_webhook_path_must_start_with_a_slash() -> None:
