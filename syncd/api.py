@@ -461,7 +461,10 @@ class ApiClient:
         retrying = tenacity.AsyncRetrying(
             stop=tenacity.stop_after_attempt(self._attempts),
             wait=self._wait,
-            retry=tenacity.retry_if_exception_type(TransientError),
+            # An expired upload URL stays expired: asking it again only
+            # waits; the caller reads the record for a fresh one instead.
+            retry=tenacity.retry_if_exception_type(TransientError)
+            & tenacity.retry_if_not_exception_type(UploadUrlExpired),
             before_sleep=self._log_retry,
             reraise=True,
         )

@@ -247,11 +247,22 @@ async def write_atomically(
             raise NotWhole(f"the service's answer is not a whole PDF ({written} bytes)")
         commit_temporary(temporary, stream, target)
     except BaseException:
-        stream.close()
-        temporary.unlink(missing_ok=True)
+        _discard(temporary, stream)
         raise
 
     return written
+
+
+def _discard(temporary: Path, stream: IO[bytes]) -> None:
+    """Close and remove a temporary file after a failure.
+
+    Closing flushes what is still buffered, which fails again on a full
+    disk; the file must go all the same, or each retry leaves one more
+    behind and the disk never has room again.
+    """
+    with contextlib.suppress(OSError):
+        stream.close()
+    temporary.unlink(missing_ok=True)
 
 
 def write_json_atomically(target: Path, data: dict[str, Any]) -> None:
@@ -260,8 +271,7 @@ def write_json_atomically(target: Path, data: dict[str, Any]) -> None:
         stream.write(json.dumps(data, indent=2, ensure_ascii=False).encode() + b"\n")
         commit_temporary(temporary, stream, target)
     except BaseException:
-        stream.close()
-        temporary.unlink(missing_ok=True)
+        _discard(temporary, stream)
         raise
 
 
@@ -287,8 +297,7 @@ def _copy_then_remove(source: Path, target: Path) -> None:
                 stream.write(chunk)
         commit_temporary(temporary, stream, target)
     except BaseException:
-        stream.close()
-        temporary.unlink(missing_ok=True)
+        _discard(temporary, stream)
         raise
     source.unlink()
     fsync_folder(source.parent)
