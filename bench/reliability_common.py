@@ -174,10 +174,9 @@ def write_config(
 ) -> Path:
     """A configuration for ``sim``; with ``port``, the webhook listens there.
 
-    Registration is done by :func:`register_webhook`, not by the daemon:
-    syncd's loader only accepts an ``https://`` ``webhook.public_url``, as
-    the real service requires, while the simulator calls plain HTTP on
-    loopback.
+    Registration is done once by :func:`register_webhook`, not by the
+    daemon: the faults suite switches faults on only after it, so that a
+    failed registration cannot turn the run into a polling-only one.
     """
     config: dict[str, Any] = {
         "api": {
