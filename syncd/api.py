@@ -40,8 +40,6 @@ import asyncio
 import collections
 import dataclasses
 import email.utils
-import importlib.util
-import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -52,6 +50,7 @@ import tenacity
 from syncd import __version__
 from syncd.errors import (
     AuthError,
+    ConnectionLost,
     PermanentError,
     RateLimited,
     TransientError,
@@ -78,10 +77,13 @@ ASSUMED_STATES = {
 }
 ASSUMED_LIST_PAGE_SIZE = 100  # the assumed maximum ``limit``
 
-# Retry policy for one call; a document whose call still fails is
-# rescheduled by its worker, so a long outage costs time, not documents.
+# Retry policy for one call: a few quick tries, for a dropped connection or
+# a passing 5xx. Longer waits (a Retry-After over a second, an outage) are the
+# worker's: it reschedules the document and frees its slot for others, so a
+# flaky service costs time per document, not throughput, and a long outage
+# costs time, not documents.
 RETRY_ATTEMPTS = 4
-RETRY_MAX_WAIT_SECONDS = 30.0
+RETRY_MAX_WAIT_SECONDS = 0.5
 _TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 _CHUNK = 1024 * 1024
 
@@ -90,14 +92,6 @@ Outcome = Literal["completed", "failed", "working"]
 # number of bytes it kept. It must discard everything when it raises.
 Sink = Callable[[AsyncIterator[bytes], int | None], Awaitable[int]]
 _T = TypeVar("_T")
-
-# httpcore 1.0 runs ``import sniffio`` each time it takes one of its locks,
-# several times per request. httpx and anyio no longer install sniffio, and
-# a failed import searches sys.path again every time: 13% of syncd's CPU
-# time in bench/throughput.py. Recording the absence once makes the failure
-# immediate; the outcome (asyncio) is the same.
-if importlib.util.find_spec("sniffio") is None:
-    sys.modules.setdefault("sniffio", None)  # type: ignore[arg-type]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -276,10 +270,12 @@ class ApiClient:
     ) -> RemoteFile:
         """Create a file record; its ``upload_url`` takes the bytes.
 
-        Not retried here: if the answer is lost, a replay might create a
-        second record on a server that ignores ``Idempotency-Key``. The
-        caller looks for the record first (``find_files``) and then asks
-        again with the same key.
+        An error answer (429, 5xx) is retried here with the same key: the
+        service answered, so it made nothing. A lost answer is not: a replay
+        might create a second record on a server that ignores
+        ``Idempotency-Key``, so ``ConnectionLost`` goes to the caller, who
+        looks for the record first (``find_files``) and then asks again with
+        the same key.
         """
         body: dict[str, Any] = {
             "name": name,
@@ -297,7 +293,7 @@ class ApiClient:
             body["additionalNotification"] = {"email": upload.notify_email}
         headers = {"Idempotency-Key": idempotency_key}
         response = await self._call(
-            "POST", FILES_PATH, json=body, headers=headers, retry=False
+            "POST", FILES_PATH, json=body, headers=headers, replay_lost=False
         )
 
         return RemoteFile.parse(response.json())
@@ -419,7 +415,7 @@ class ApiClient:
 
     async def create_webhook(self, url: str) -> list[Webhook]:
         body = {"event": "file_processed", "url": url}
-        response = await self._call("POST", WEBHOOKS_PATH, json=body, retry=False)
+        response = await self._call("POST", WEBHOOKS_PATH, json=body, replay_lost=False)
         return _webhooks(response.json())
 
     async def delete_webhook(self, webhook_id: str) -> None:
@@ -432,10 +428,12 @@ class ApiClient:
         method: str,
         path: str,
         *,
-        retry: bool = True,
+        replay_lost: bool = True,
         allow: frozenset[int] | set[int] = frozenset(),
         **kwargs: Any,
     ) -> httpx.Response:
+        """One API request, retried; ``replay_lost`` False for one that creates."""
+
         async def attempt() -> httpx.Response:
             await self._limiter.acquire()
             request = self._api.build_request(method, path, **kwargs)
@@ -444,48 +442,64 @@ class ApiClient:
                 _raise_for_status(response)
             return response
 
-        if not retry:
-            return await attempt()
-        return await self._retrying(attempt)
+        return await self._retrying(attempt, replay_lost=replay_lost)
 
     async def _send(
         self, client: httpx.AsyncClient, request: httpx.Request, stream: bool = True
     ) -> httpx.Response:
         try:
             response = await client.send(request, stream=stream)
+            if not stream:
+                await response.aread()
         except httpx.TimeoutException as exc:
-            raise TransientError(
+            raise ConnectionLost(
                 f"{request.method} {request.url.path}: timed out"
             ) from exc
         except httpx.TransportError as exc:
-            raise TransientError(
+            raise ConnectionLost(
                 f"{request.method} {request.url.path}: connection failed ({exc!r})"
             ) from exc
         self.requests_by_status[str(response.status_code)] += 1
-        if not stream:
-            await response.aread()
 
         return response
 
-    async def _retrying(self, attempt: Callable[[], Awaitable[_T]]) -> _T:
+    async def _retrying(
+        self, attempt: Callable[[], Awaitable[_T]], replay_lost: bool = True
+    ) -> _T:
+        def retry_here(error: BaseException) -> bool:
+            if isinstance(error, ConnectionLost) and not replay_lost:
+                return False
+            return self._retry_here(error)
+
         retrying = tenacity.AsyncRetrying(
             stop=tenacity.stop_after_attempt(self._attempts),
             wait=self._wait,
-            # An expired upload URL stays expired: asking it again only
-            # waits; the caller reads the record for a fresh one instead.
-            retry=tenacity.retry_if_exception_type(TransientError)
-            & tenacity.retry_if_not_exception_type(UploadUrlExpired),
+            retry=tenacity.retry_if_exception(retry_here),
             before_sleep=self._log_retry,
             reraise=True,
         )
         return await retrying(attempt)
 
+    def _retry_here(self, error: BaseException) -> bool:
+        """Whether ``error`` is worth another try within this call."""
+        if not isinstance(error, TransientError):
+            return False
+        # An expired upload URL stays expired: asking it again only waits;
+        # the caller reads the record for a fresh one instead.
+        if isinstance(error, UploadUrlExpired):
+            return False
+        # A server that asks for a longer pause gets it from the worker,
+        # which does not hold a slot meanwhile.
+        return error.retry_after is None or error.retry_after <= self._max_wait
+
     def _wait(self, state: tenacity.RetryCallState) -> float:
-        jittered = tenacity.wait_random_exponential(multiplier=0.5, max=self._max_wait)
+        jittered = tenacity.wait_random_exponential(
+            multiplier=self._max_wait / 4, max=self._max_wait
+        )
         wait = jittered(state)
         error = state.outcome.exception() if state.outcome else None
         if isinstance(error, TransientError) and error.retry_after is not None:
-            wait = max(wait, min(error.retry_after, self._max_wait))
+            wait = max(wait, error.retry_after)
 
         return wait
 

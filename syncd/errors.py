@@ -7,7 +7,8 @@ boundary that meets them, and chained with ``raise ... from exc``::
     ├── ConfigError            the configuration is unusable (exit 78)
     ├── AuthError              the API refused the key (exit 69)
     ├── TransientError         waiting and trying again may heal it
-    │   └── RateLimited        the server asked us to slow down
+    │   ├── RateLimited        the server asked us to slow down
+    │   └── ConnectionLost     no answer: the request may or may not have acted
     └── PermanentError         this document cannot succeed as it is
         └── BadDocument        the local file is not an acceptable PDF
 
@@ -72,6 +73,14 @@ class TransientError(SyncdError):
 
 class RateLimited(TransientError):
     """The server answered 429; ``retry_after`` holds its advice in seconds."""
+
+
+class ConnectionLost(TransientError):
+    """The request got no answer: timed out, refused, or cut off.
+
+    Unlike an error answer, this leaves open whether the request took
+    effect, which matters for a request that creates something.
+    """
 
 
 class PermanentError(SyncdError):

@@ -200,7 +200,7 @@ class Document:
     hold_reason: str | None
     error_reason: str | None
     error_message: str | None
-    attempts: int
+    attempts: int  # failed tries of the current stage
     not_before: float
     lease_until: float
     discovered_at: float
@@ -373,11 +373,16 @@ class SqliteJournal:
         doc: Document,
         to: Stage,
         *,
-        not_before: float = 0.0,
+        not_before: float | None = None,
         keep_lease: bool = False,
         **fields: Any,
     ) -> Document:
         """Move ``doc`` from its stage to ``to``, setting ``fields``; free the lease.
+
+        The document is due at ``not_before``, by default now: documents
+        reach a stage in order, and one retried earlier is not overtaken by
+        everything that arrives after it. ``attempts`` starts again at 0 in
+        the new stage unless given.
 
         A step that goes on with the document in its new stage passes
         ``keep_lease``, so that no other step (its own worker's included,
@@ -389,11 +394,12 @@ class SqliteJournal:
         """
         if to not in TRANSITIONS[doc.stage]:
             raise ValueError(f"illegal transition {doc.stage} -> {to} for {doc.id}")
-        changes = dict(fields)
-        changes["stage"] = to.value
+        now = self._clock()
+        changes = {"attempts": 0, **fields, "stage": to.value}
         if stamp := _STAMPS.get(to):
-            changes[stamp] = self._clock()
-        updated = self._update(doc, changes, not_before, keep_lease=keep_lease)
+            changes[stamp] = now
+        due = now if not_before is None else not_before
+        updated = self._update(doc, changes, due, keep_lease=keep_lease)
         if not keep_lease:
             self._announce([to])
 

@@ -36,6 +36,7 @@ log = get_logger(__name__)
 # its heartbeat for the health check and the systemd watchdog.
 IDLE_WAKE_SECONDS = 1.0
 MAX_BACKOFF_SECONDS = 300.0
+BACKOFF_GROWTH = 1.6
 AUTH_BACKOFF_SECONDS = 60.0
 
 
@@ -53,8 +54,14 @@ class Context:
 
 
 def backoff(attempts: int) -> float:
-    """Seconds before retry ``attempts`` of a document: jittered, capped."""
-    ceiling = min(MAX_BACKOFF_SECONDS, 2.0 ** min(attempts, 12))
+    """Seconds before retry ``attempts`` of a step: jittered, capped.
+
+    A quarter to half a second after the first failure, growing by 1.6 each
+    time up to five minutes: a flaky service is retried at once, and one
+    that is down for an hour is asked a few dozen times per document, not
+    thousands.
+    """
+    ceiling = min(MAX_BACKOFF_SECONDS, 0.5 * BACKOFF_GROWTH ** min(attempts, 20))
     return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not crypto
 
 
@@ -205,5 +212,9 @@ class Runner:
             return
         with contextlib.suppress(StaleDocument):
             self.worker.context.journal.advance(
-                current, Stage.FAILING, error_reason=reason, error_message=message
+                current,
+                Stage.FAILING,
+                error_reason=reason,
+                error_message=message,
+                attempts=current.attempts + 1,
             )

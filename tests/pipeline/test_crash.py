@@ -75,13 +75,15 @@ def test_repeated_kill_9_then_restart_delivers_every_file_once(tree: Tree) -> No
             process = subprocess.Popen(
                 syncd("run", "-c", str(config)), stdout=log, stderr=log
             )
-            # Most kills land after start-up, where the documents move; a
-            # few land inside it.
-            if round_ % 4:
-                _wait_for_ready(daemon_log, readies)
-            time.sleep(rng.uniform(0.0, 1.5))
-            process.send_signal(signal.SIGKILL)
-            process.wait()
+            try:
+                # Most kills land after start-up, where the documents move;
+                # a few land inside it.
+                if round_ % 4:
+                    _wait_for_ready(daemon_log, readies)
+                time.sleep(rng.uniform(0.0, 1.5))
+            finally:
+                process.send_signal(signal.SIGKILL)
+                process.wait()
 
         finish = subprocess.run(
             syncd("once", "-c", str(config), "--timeout", "120"),
