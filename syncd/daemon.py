@@ -17,6 +17,7 @@ import contextlib
 import dataclasses
 import functools
 import signal
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -182,9 +183,17 @@ class Daemon:
             stage: runner for runner in self.runners for stage in runner.worker.stages
         }
 
+        loop_thread = threading.get_ident()
+
         def wake(stage: Stage) -> None:
             runner = by_stage.get(stage)
-            if runner is not None:
+            if runner is None:
+                return
+            # Most commits happen on the loop's own thread, where a direct
+            # set() spares a write to the loop's self-pipe and a wakeup.
+            if threading.get_ident() == loop_thread:
+                runner.wake.set()
+            else:
                 loop.call_soon_threadsafe(runner.wake.set)
 
         journal.subscribe(wake)

@@ -99,37 +99,49 @@ class Runner:
     async def run(self, stopping: asyncio.Event, grace_seconds: float = 8.0) -> None:
         journal = self.worker.context.journal
         running: set[asyncio.Task[None]] = set()
-        while not stopping.is_set():
-            self.last_beat = time.monotonic()
-            self.wake.clear()
-            free = self.worker.concurrency - len(running)
-            if free > 0:
-                for doc in journal.claim(self.worker.stages, free):
-                    running.add(asyncio.create_task(self._step(doc)))
-            self.in_flight = len(running)
-            await self._sleep(running, stopping)
-            running = {task for task in running if not task.done()}
+        # One task for the whole run, not two per sleep: stopping, a step
+        # that ends and the journal's announcements all set ``wake``.
+        stop_waker = asyncio.create_task(self._wake_when(stopping))
+        try:
+            while not stopping.is_set():
+                self.last_beat = time.monotonic()
+                self.wake.clear()
+                running = {task for task in running if not task.done()}
+                free = self.worker.concurrency - len(running)
+                if free > 0:
+                    for doc in journal.claim(self.worker.stages, free):
+                        task = asyncio.create_task(self._step(doc))
+                        task.add_done_callback(self._step_done)
+                        running.add(task)
+                self.in_flight = len(running)
+                await self._sleep(len(running))
+        finally:
+            stop_waker.cancel()
 
         await self._finish(running, grace_seconds)
 
-    async def _sleep(
-        self, running: set[asyncio.Task[None]], stopping: asyncio.Event
-    ) -> None:
+    async def _wake_when(self, stopping: asyncio.Event) -> None:
+        await stopping.wait()
+        self.wake.set()
+
+    def _step_done(self, _task: asyncio.Task[None]) -> None:
+        self.wake.set()
+
+    async def _sleep(self, running: int) -> None:
+        """Wait for ``wake``, or until the next document falls due."""
         timeout = IDLE_WAKE_SECONDS
-        if len(running) < self.worker.concurrency:
+        if running < self.worker.concurrency:
             due = self.worker.context.journal.next_due(self.worker.stages)
             if due is not None:
                 wait = due - self.worker.context.clock()
                 timeout = min(timeout, max(wait, 0.005))
-        wakers = {
-            asyncio.create_task(self.wake.wait()),
-            asyncio.create_task(stopping.wait()),
-        }
-        await asyncio.wait(
-            {*wakers, *running}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-        )
-        for waker in wakers:
-            waker.cancel()
+        if self.wake.is_set():
+            return
+        timer = asyncio.get_running_loop().call_later(timeout, self.wake.set)
+        try:
+            await self.wake.wait()
+        finally:
+            timer.cancel()
 
     async def _finish(self, running: set[asyncio.Task[None]], grace: float) -> None:
         """Let steps in flight end, then cancel the rest at a safe point.
