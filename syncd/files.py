@@ -14,6 +14,7 @@ documents.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import fnmatch
@@ -23,7 +24,7 @@ import secrets
 import stat
 import unicodedata
 from pathlib import Path, PurePosixPath
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from syncd.errors import TransientError
 
@@ -52,6 +53,14 @@ JUNK_PATTERNS = (
     "~syncthing~*",
     "*.sync-conflict-*",
 )
+
+# Up to this size, reading a file on the event loop's thread costs less than
+# handing the work to a thread and back (most scans are a few hundred KiB);
+# larger files go to a thread, so the loop never stalls on a 1 GiB read.
+INLINE_READ_BYTES = 256 * 1024
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 _TEMP_PREFIX = ".syncd-"
 _TEMP_SUFFIX = ".part"
@@ -147,6 +156,19 @@ def scan(
             except OSError:
                 continue
             yield key, info.st_size, info.st_mtime_ns
+
+
+async def read_off_loop(
+    size: int, function: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs
+) -> _T:
+    """Run ``function``, which reads about ``size`` bytes, without stalling the loop.
+
+    Small reads run at once; larger ones run in a thread.
+    """
+    if size <= INLINE_READ_BYTES:
+        return function(*args, **kwargs)
+
+    return await asyncio.to_thread(function, *args, **kwargs)
 
 
 def regular_file_stat(path: Path) -> os.stat_result | None:

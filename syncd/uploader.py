@@ -25,7 +25,6 @@ again: the document follows the earlier remote record.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import uuid
 from datetime import datetime
@@ -271,9 +270,9 @@ class Uploader(Worker):
         digest = hashlib.sha256()
         sent = 0
         with path.open("rb") as stream:
-            held = await asyncio.to_thread(stream.read, _CHUNK)
+            held = await files.read_off_loop(doc.size, stream.read, _CHUNK)
             while held:
-                chunk = await asyncio.to_thread(stream.read, _CHUNK)
+                chunk = await files.read_off_loop(doc.size, stream.read, _CHUNK)
                 digest.update(held)
                 sent += len(held)
                 if not chunk and (sent != doc.size or digest.hexdigest() != doc.sha256):

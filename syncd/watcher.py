@@ -260,7 +260,7 @@ class Settler(Worker):
                 f"the file is {info.st_size / 1048576:.1f} MB, over the"
                 f" {upload.max_file_mb} MB limit (upload.max_file_mb)",
             )
-        inspection = await self._inspect(path)
+        inspection = await self._inspect(path, info.st_size)
         still_young = now < doc.discovered_at + settings.watch.give_up_after_seconds
         if inspection.verdict in pdf.MAY_STILL_CHANGE and still_young:
             journal.reschedule(doc, not_before=now + settle)
@@ -268,7 +268,7 @@ class Settler(Worker):
         if inspection.verdict is not pdf.Verdict.OK:
             raise BadDocument(inspection.verdict.value, inspection.message)
 
-        sha256 = await asyncio.to_thread(pdf.sha256_of, path)
+        sha256 = await files.read_off_loop(info.st_size, pdf.sha256_of, path)
         after = files.regular_file_stat(path)
         if after is None or (after.st_size, after.st_mtime_ns) != (
             doc.size,
@@ -286,9 +286,9 @@ class Settler(Worker):
             waited=round(now - doc.discovered_at, 1),
         )
 
-    async def _inspect(self, path: Path) -> pdf.Inspection:
+    async def _inspect(self, path: Path, size: int) -> pdf.Inspection:
         try:
-            return await asyncio.to_thread(pdf.inspect, path)
+            return await files.read_off_loop(size, pdf.inspect, path)
         except PermissionError as exc:
             raise BadDocument(
                 "unreadable",
