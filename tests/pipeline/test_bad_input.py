@@ -71,18 +71,6 @@ def test_a_file_over_the_size_limit_fails_without_upload(
     assert simulator.creates() == 0
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
-def test_an_unreadable_file_fails_with_a_permission_reason(
-    simulator: Simulator, tree: Tree
-) -> None:
-    path = tree.drop("locked.pdf")
-    path.chmod(0)
-
-    assert run_once(make_settings(simulator, tree)) == ExitCode.SOME_FAILED
-
-    assert _reason(tree, "locked.pdf")["reason"] == "unreadable"
-
-
 def test_an_empty_file_that_grows_into_a_pdf_is_delivered(
     simulator: Simulator, tree: Tree
 ) -> None:
