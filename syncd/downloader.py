@@ -26,7 +26,6 @@ log = get_logger(__name__)
 
 # A service that keeps answering something that is not a PDF will not heal.
 MAX_BAD_RESULTS = 5
-DESTINATION_RETRY_SECONDS = 60.0
 
 
 class Downloader(Worker):
@@ -55,18 +54,14 @@ class Downloader(Worker):
             )
 
         try:
-            size = await self.context.api.download(remote_id, sink)
+            with files.destination_trouble_is_transient(
+                "writing the result into the outbox"
+            ):
+                size = await self.context.api.download(remote_id, sink)
         except files.NotWhole as exc:
             if doc.attempts + 1 >= MAX_BAD_RESULTS:
                 raise PermanentError("bad_result", str(exc)) from exc
             raise TransientError(str(exc)) from exc
-        except OSError as exc:
-            if exc.errno in files.DESTINATION_ERRNOS:
-                raise TransientError(
-                    f"the outbox cannot take the file now ({exc.strerror}: {target})",
-                    retry_after=DESTINATION_RETRY_SECONDS,
-                ) from exc
-            raise
 
         journal.advance(doc, Stage.DOWNLOADED)
         log.debug("document.downloaded", doc=doc.id, file=doc.path, size=size)

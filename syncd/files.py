@@ -73,6 +73,30 @@ DESTINATION_ERRNOS = frozenset(
 )
 
 
+# How long to wait before writing to a destination that could not take a file.
+DESTINATION_RETRY_SECONDS = 60.0
+
+
+@contextlib.contextmanager
+def destination_trouble_is_transient(what: str) -> Iterator[None]:
+    """Turn a destination that cannot take a file now (full, read-only,
+    permission denied) into a retry of ``what``.
+
+    The document waits and is tried again; the original stays where it is.
+    Any other ``OSError`` passes through.
+    """
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in DESTINATION_ERRNOS:
+            raise
+        raise TransientError(
+            f"{what} is not possible now ({exc.strerror}: {exc.filename});"
+            " it is tried again later",
+            retry_after=DESTINATION_RETRY_SECONDS,
+        ) from exc
+
+
 def is_junk(relative: str, extra_patterns: Iterable[str] = ()) -> bool:
     """Whether any component of ``relative`` is housekeeping, not a document."""
     patterns = (*JUNK_PATTERNS, *extra_patterns)

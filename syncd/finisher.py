@@ -19,14 +19,11 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from syncd import files
-from syncd.errors import TransientError
 from syncd.journal import Document, Stage
 from syncd.logs import get_logger
 from syncd.workers import Worker
 
 log = get_logger(__name__)
-
-DESTINATION_RETRY_SECONDS = 60.0
 
 
 class Finisher(Worker):
@@ -36,18 +33,16 @@ class Finisher(Worker):
     stages: ClassVar[tuple[Stage, ...]] = (Stage.DOWNLOADED, Stage.FAILING)
 
     async def step(self, doc: Document) -> None:
-        try:
-            if doc.stage is Stage.DOWNLOADED:
+        if doc.stage is Stage.DOWNLOADED:
+            with files.destination_trouble_is_transient(
+                "moving the original out of the inbox"
+            ):
                 self._deliver(doc)
-            else:
+        else:
+            with files.destination_trouble_is_transient(
+                "moving the original to failed/"
+            ):
                 self._fail(doc)
-        except OSError as exc:
-            if exc.errno in files.DESTINATION_ERRNOS:
-                raise TransientError(
-                    f"cannot move the original now ({exc.strerror}: {exc.filename})",
-                    retry_after=DESTINATION_RETRY_SECONDS,
-                ) from exc
-            raise
 
     def _deliver(self, doc: Document) -> None:
         folders = self.context.settings.folders

@@ -33,7 +33,7 @@ import pytest
 import yaml
 from pypdf import PdfWriter
 
-from syncd import downloader
+from syncd import files
 from syncd.errors import ExitCode
 from syncd.journal import SqliteJournal, Stage
 from syncd.simulator import Simulator
@@ -267,7 +267,7 @@ def _attempts_of(tree: Tree, name: str) -> int:
 @pytest.fixture
 def quick_outbox_retry(monkeypatch: pytest.MonkeyPatch) -> None:
     # A minute between tries is right for an operator, too long for a test.
-    monkeypatch.setattr(downloader, "DESTINATION_RETRY_SECONDS", 0.3)
+    monkeypatch.setattr(files, "DESTINATION_RETRY_SECONDS", 0.3)
 
 
 @contextlib.contextmanager
