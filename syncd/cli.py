@@ -28,7 +28,7 @@ from syncd.errors import (
     SyncdError,
     TransientError,
 )
-from syncd.journal import SqliteJournal, Stage
+from syncd.journal import Journal, SqliteJournal, Stage
 from syncd.logs import configure_logging, register_secret
 
 if TYPE_CHECKING:
@@ -253,7 +253,7 @@ def _open_journal(settings: Settings) -> SqliteJournal:
     return SqliteJournal(journal_path(settings))
 
 
-def status_report(journal: SqliteJournal) -> dict[str, Any]:
+def status_report(journal: Journal) -> dict[str, Any]:
     """What ``syncd status`` shows, as plain data."""
     now = time.time()
     counts = journal.counts()
@@ -338,7 +338,7 @@ def _retry(args: argparse.Namespace) -> int:
     return code
 
 
-def retry_failed(settings: Settings, journal: SqliteJournal, reference: str) -> str:
+def retry_failed(settings: Settings, journal: Journal, reference: str) -> str:
     """Move a failed document's original back into the inbox; say what happened.
 
     The running daemon (or the next ``syncd once``) takes it as a new

@@ -27,7 +27,7 @@ from syncd.config import load_settings
 from syncd.downloader import Downloader
 from syncd.errors import ConfigError, ExitCode, TransientError
 from syncd.finisher import Finisher
-from syncd.journal import SqliteJournal, Stage
+from syncd.journal import Journal, SqliteJournal, Stage
 from syncd.listener import HttpServer, open_server, register_at_start
 from syncd.logs import configure_logging, get_logger, register_secret
 from syncd.poller import Poller
@@ -77,7 +77,7 @@ class Daemon:
         self.settings = settings
         self.clock = clock
         self.stopping = asyncio.Event()
-        self.journal: SqliteJournal | None = None
+        self.journal: Journal | None = None
         self.context: Context | None = None
         self.watcher: Watcher | None = None
         self.runners: list[Runner] = []
@@ -152,7 +152,7 @@ class Daemon:
 
         return code
 
-    def _recover(self, journal: SqliteJournal) -> None:
+    def _recover(self, journal: Journal) -> None:
         released = journal.release_all_leases()
         folders = self.settings.folders
         removed = sum(
@@ -177,7 +177,7 @@ class Daemon:
         self.api_reachable = True
         book.require(configured_references(self.settings))
 
-    def _connect_wakeups(self, journal: SqliteJournal) -> None:
+    def _connect_wakeups(self, journal: Journal) -> None:
         loop = asyncio.get_running_loop()
         by_stage = {
             stage: runner for runner in self.runners for stage in runner.worker.stages
@@ -284,7 +284,7 @@ class Daemon:
         log.info("config.reloaded", file=str(new.source), changed=changed)
 
     async def _until_done(
-        self, journal: SqliteJournal, started: float, timeout: float | None
+        self, journal: Journal, started: float, timeout: float | None
     ) -> ExitCode:
         deadline = None if timeout is None else time.monotonic() + timeout
         while journal.live_count():

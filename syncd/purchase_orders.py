@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
     from syncd.api import ApiClient, PurchaseOrder
     from syncd.config import Settings
-    from syncd.journal import SqliteJournal
+    from syncd.journal import Journal
 
 log = get_logger(__name__)
 
@@ -41,7 +41,7 @@ class PurchaseOrderBook:
     def __init__(
         self,
         api: ApiClient,
-        journal: SqliteJournal,
+        journal: Journal,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._api = api

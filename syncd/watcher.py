@@ -34,7 +34,7 @@ from syncd.workers import Worker
 
 if TYPE_CHECKING:
     from syncd.config import Settings
-    from syncd.journal import SqliteJournal
+    from syncd.journal import Journal
 
 log = get_logger(__name__)
 
@@ -103,7 +103,7 @@ class _Handler(FileSystemEventHandler):
 class Watcher:
     """Records candidate PDFs of the inbox in the journal; never acts on them."""
 
-    def __init__(self, settings: Settings, journal: SqliteJournal) -> None:
+    def __init__(self, settings: Settings, journal: Journal) -> None:
         self._settings = settings
         self._journal = journal
         self._observer: Any = None

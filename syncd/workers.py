@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
     from syncd.api import ApiClient
     from syncd.config import Settings
-    from syncd.journal import SqliteJournal
+    from syncd.journal import Journal
     from syncd.purchase_orders import PurchaseOrderBook
 
 log = get_logger(__name__)
@@ -45,7 +45,7 @@ class Context:
     """What the workers share. ``settings`` is swapped on reload."""
 
     settings: Settings
-    journal: SqliteJournal
+    journal: Journal
     api: ApiClient
     purchase_orders: PurchaseOrderBook
     clock: Callable[[], float] = time.time
