@@ -385,9 +385,10 @@ class SqliteJournal:
         stage_list = [stage.value for stage in stages]
         marks = ",".join("?" * len(stage_list))
         now = self._clock()
+        # ``marks`` holds only "?" placeholders: no value enters the SQL.
         with self._transaction() as db:
             rows = db.execute(
-                f"UPDATE documents SET lease_until = ? WHERE id IN ("  # noqa: S608 - marks are only '?'
+                f"UPDATE documents SET lease_until = ? WHERE id IN ("  # noqa: S608
                 f" SELECT id FROM documents WHERE stage IN ({marks})"
                 "  AND not_before <= ? AND lease_until <= ?"
                 "  ORDER BY not_before, id LIMIT ?)"
@@ -402,8 +403,9 @@ class SqliteJournal:
         """When the earliest unleased document in ``stages`` becomes due."""
         stage_list = [stage.value for stage in stages]
         marks = ",".join("?" * len(stage_list))
+        # ``marks`` holds only "?" placeholders: no value enters the SQL.
         rows = self._query(
-            f"SELECT MIN(not_before) FROM documents WHERE stage IN ({marks})"  # noqa: S608 - marks are only '?'
+            f"SELECT MIN(not_before) FROM documents WHERE stage IN ({marks})"  # noqa: S608
             " AND lease_until <= ?",
             (*stage_list, self._clock()),
         )
