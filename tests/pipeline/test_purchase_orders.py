@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import io
+import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from syncd import purchase_orders
+from syncd.api import ApiClient
 from syncd.cli import status_report
+from syncd.config import ApiSettings
+from syncd.journal import SqliteJournal
+from syncd.logs import configure_logging
 from syncd.simulator import PurchaseOrder, Simulator, SimulatorOptions
 from tests.harness import API_KEY, BackgroundDaemon, Tree, make_settings, wait_until
 
@@ -98,3 +106,33 @@ def test_a_route_bills_its_folder_to_its_own_order(tree: Tree) -> None:
         }
 
     assert pages_left == {"PO-2026-014": 100_000 - 1, "PO-2026-020": 50 - 4}
+
+
+def test_a_purchase_order_below_a_tenth_of_its_pages_is_warned_about_once(
+    tmp_path: Path,
+) -> None:
+    order = PurchaseOrder(id="po_1", number="PO-2026-014", pages=1000, used_pages=950)
+    options = SimulatorOptions(api_key=API_KEY, purchase_orders=[order])
+    output = io.StringIO()
+    configure_logging("info", "json", stream=output)
+    journal = SqliteJournal(tmp_path / "journal.sqlite3")
+
+    async def refresh_twice(base_url: str) -> None:
+        settings = ApiSettings(base_url=base_url, key=API_KEY)
+        async with ApiClient(settings) as api:
+            book = purchase_orders.PurchaseOrderBook(api, journal)
+            await book.refresh()
+            await book.refresh()
+
+    try:
+        with Simulator(options) as simulator:
+            asyncio.run(refresh_twice(simulator.base_url))
+    finally:
+        journal.close()
+        configure_logging("info", "console")
+
+    events = [json.loads(line) for line in output.getvalue().splitlines()]
+    warnings = [e for e in events if e["event"] == "purchase_order.low"]
+    assert len(warnings) == 1
+    assert warnings[0]["available_pages"] == 50
+    assert warnings[0]["purchase_order"] == "PO-2026-014"
