@@ -14,12 +14,15 @@ document due, and the stage moves once.
 from __future__ import annotations
 
 import random
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from syncd.errors import PermanentError
 from syncd.journal import Document, Stage
 from syncd.logs import get_logger
 from syncd.workers import Worker
+
+if TYPE_CHECKING:
+    from syncd.workers import Context
 
 log = get_logger(__name__)
 
@@ -35,8 +38,9 @@ class Poller(Worker):
     name: ClassVar[str] = "poller"
     stages: ClassVar[tuple[Stage, ...]] = (Stage.PROCESSING,)
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, context: Context) -> None:
+        super().__init__(context)
+        # States outside the contract's list, each logged once.
         self._unknown_states: set[str] = set()
 
     @property
