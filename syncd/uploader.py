@@ -82,16 +82,16 @@ class Uploader(Worker):
                 await self._upload(doc, fresh_url=False)
         except FileNotFoundError:
             # Removed before its bytes were sent: nothing was billed.
-            current = self.context.journal.get(doc.id)
-            if current is not None and current.stage in self.stages:
+            current = self.current(doc)
+            if current is not None:
                 log.info("document.vanished", doc=doc.id, file=doc.path)
                 self.context.journal.forget(current)
         except ContentChanged as exc:
             self._resettle(doc, str(exc))
 
     def _resettle(self, doc: Document, why: str) -> None:
-        current = self.context.journal.get(doc.id)
-        if current is None or current.stage not in self.stages:
+        current = self.current(doc)
+        if current is None:
             return
         log.warning("document.changed", doc=doc.id, file=doc.path, why=why)
         self.context.journal.advance(

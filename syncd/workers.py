@@ -82,6 +82,18 @@ class Worker(abc.ABC):
     async def step(self, doc: Document) -> None:
         """Do one step for ``doc`` and commit its next stage in the journal."""
 
+    def current(self, doc: Document) -> Document | None:
+        """``doc`` as it is now, if it is still in one of this worker's stages.
+
+        A step may have moved its document on (keeping the lease) before it
+        failed; what follows applies to the stage it reached. A document
+        that left this worker's stages belongs to another step now.
+        """
+        now = self.context.journal.get(doc.id)
+        if now is None or now.stage not in self.stages:
+            return None
+        return now
+
 
 class Runner:
     """Runs one worker until told to stop.
@@ -191,20 +203,8 @@ class Runner:
             bound.exception("document.step_crashed", stage=doc.stage)
             self._retry_later(doc, backoff(doc.attempts + 3))
 
-    def _current(self, doc: Document) -> Document | None:
-        """``doc`` as it is now, if it is still in one of this worker's stages.
-
-        A step may have moved its document on (keeping the lease) before it
-        failed; what follows applies to the stage it reached. A document
-        that left this worker's stages belongs to another step now.
-        """
-        current = self.worker.context.journal.get(doc.id)
-        if current is None or current.stage not in self.worker.stages:
-            return None
-        return current
-
     def _retry_later(self, doc: Document, wait: float) -> None:
-        current = self._current(doc)
+        current = self.worker.current(doc)
         if current is None:
             return
         with contextlib.suppress(StaleDocument):
@@ -215,7 +215,7 @@ class Runner:
             )
 
     def _fail(self, doc: Document, reason: str, message: str) -> None:
-        current = self._current(doc)
+        current = self.worker.current(doc)
         if current is None:
             return
         if current.stage is Stage.FAILING:
