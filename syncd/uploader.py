@@ -108,7 +108,7 @@ class Uploader(Worker):
         journal = self.context.journal
         now = self.context.clock()
         upload = self.context.settings.upload_for(Path(doc.path))
-        if self.context.settings.upload.duplicates == "reuse" and doc.sha256:
+        if upload.duplicates == "reuse" and doc.sha256:
             same = journal.find_same_content(doc.sha256, doc.id)
             if same is not None and same.remote_id:
                 journal.advance(

@@ -127,3 +127,20 @@ def test_a_document_the_service_rejects_fails_with_its_reason(tree: Tree) -> Non
 
 def _uploaded(simulator: Simulator) -> int:
     return sum(1 for record in simulator.files() if record["pageCount"] > 0)
+
+
+def test_a_route_may_ask_for_same_content_to_be_uploaded_again(
+    simulator: Simulator, tree: Tree
+) -> None:
+    from syncd.simulator.samples import make_pdf
+
+    data = make_pdf(2)
+    tree.drop("audit/a.pdf", data=data)
+    tree.drop("audit/b.pdf", data=data)
+    settings = make_settings(
+        simulator, tree, routes=[{"folder": "audit", "duplicates": "upload"}]
+    )
+
+    assert run_once(settings) == ExitCode.OK
+
+    assert simulator.creates() == 2
