@@ -85,7 +85,10 @@ class Api:
             record = self.get(file_id)
             return record if record["state"] == state else None
 
-        return wait_for(reached, timeout, f"file {file_id} to be {state}")  # type: ignore[no-any-return]
+        found: dict[str, Any] = wait_for(
+            reached, timeout, f"file {file_id} to be {state}"
+        )
+        return found
 
 
 class Receiver:

@@ -90,7 +90,8 @@ def test_simulator_refuses_unusable_options() -> None:
     from syncd.simulator import Simulator, SimulatorOptions
 
     try:
-        Simulator(SimulatorOptions(error_rate=2.0, download_mode="zip")).start()  # type: ignore[arg-type]
+        options = SimulatorOptions(error_rate=2.0, download_mode="zip")
+        Simulator(options).start()
     except ValueError as exc:
         assert "error_rate" in str(exc)
         assert "download_mode" in str(exc)
