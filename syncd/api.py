@@ -41,6 +41,7 @@ import collections
 import dataclasses
 import email.utils
 import time
+import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -56,6 +57,7 @@ from syncd.errors import (
     TransientError,
 )
 from syncd.logs import get_logger
+from syncd.transport import LeanTransport
 
 if TYPE_CHECKING:
     from syncd.config import ApiSettings, UploadSettings
@@ -234,12 +236,14 @@ class ApiClient:
             timeout=timeout,
             limits=limits,
             follow_redirects=False,
+            transport=_lean_transport(),
         )
         self._storage = httpx.AsyncClient(
             headers={"user-agent": user_agent},
             timeout=timeout,
             limits=limits,
             follow_redirects=True,
+            transport=_lean_transport(),
         )
         self._limiter = RateLimiter(settings.max_requests_per_second)
         self._attempts = retry_attempts
@@ -513,6 +517,17 @@ class ApiClient:
             wait=round(wait, 2),
             error=str(error),
         )
+
+
+def _lean_transport() -> LeanTransport | None:
+    """syncd's own transport, or None for httpx's when a proxy is configured.
+
+    httpx reads proxy settings from the environment only for its own
+    transport, so a deployment behind a proxy keeps working unchanged.
+    """
+    if urllib.request.getproxies():
+        return None
+    return LeanTransport()
 
 
 async def _drain(response: httpx.Response, sink: Sink) -> int:
