@@ -129,6 +129,9 @@ class _Runtime:
                     access_log=False,
                     lifespan="off",
                     http=ConnectionAwareH11Protocol,
+                    # Clients connect directly; there is no proxy whose
+                    # forwarded headers would need reading on every request.
+                    proxy_headers=False,
                     timeout_graceful_shutdown=_GRACEFUL_SHUTDOWN_SECONDS,
                 )
             )
