@@ -18,6 +18,11 @@ normally and counted as a leak by the request log.
 The body is streamed to a temporary file and hashed on the way, so a 1 GiB
 upload never sits in memory. A body cut short (the client went away) is
 deleted and does not count as received.
+
+Files up to ``INLINE_BYTES`` are checked and read on the event loop: for a
+small file, handing the work to a worker thread costs more than the work.
+Larger files are checked in a worker thread and streamed back in chunks, so
+they neither block the loop nor sit in memory.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import hmac
 import time
 import urllib.parse
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -41,13 +46,17 @@ from syncd.simulator.replies import ApiError, error_response
 from syncd.simulator.requestlog import request_info
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Callable
     from pathlib import Path
 
     from syncd.simulator.options import SimulatorOptions
     from syncd.simulator.state import FileView, Store
 
+INLINE_BYTES = 1024 * 1024
 _READ_CHUNK = 1024 * 1024
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 
 class UrlSigner:
@@ -164,8 +173,8 @@ class StorageApp:
         assert view is not None
         title = view.object["name"].removesuffix(".pdf").removesuffix(".PDF")
         try:
-            analysis = await asyncio.to_thread(
-                analyse, part, title, self._options.result_lang
+            analysis = await _for_size(
+                view.size, analyse, part, title, self._options.result_lang
             )
             failure = None
         except UnusablePdf as exc:
@@ -198,8 +207,11 @@ class StorageApp:
         return pdf_response(view)
 
 
-def pdf_response(view: FileView) -> StreamingResponse:
-    """Stream a record's processed PDF from disk with its Content-Length."""
+def pdf_response(view: FileView) -> Response:
+    """Answer with a record's processed PDF and its Content-Length.
+
+    A small result is read at once; a large one is streamed from disk.
+    """
     assert view.source is not None
     assert view.update is not None
     assert view.result_size is not None
@@ -208,12 +220,25 @@ def pdf_response(view: FileView) -> StreamingResponse:
         "Content-Length": str(view.result_size),
         "Content-Disposition": f"attachment; filename*=UTF-8''{name}",
     }
+    if view.size <= INLINE_BYTES:
+        body = view.source.read_bytes() + view.update
+        return Response(body, media_type="application/pdf", headers=headers)
 
     return StreamingResponse(
         _result_chunks(view.source, view.update),
         media_type="application/pdf",
         headers=headers,
     )
+
+
+async def _for_size(
+    size: int, function: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs
+) -> _T:
+    """Call ``function`` here for a small file, in a worker thread for a large one."""
+    if size <= INLINE_BYTES:
+        return function(*args, **kwargs)
+
+    return await asyncio.to_thread(function, *args, **kwargs)
 
 
 async def _result_chunks(source: Path, update: bytes) -> AsyncIterator[bytes]:

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import io
 import urllib.parse
+from typing import TYPE_CHECKING
 
 import pytest
 from pypdf import PdfReader
 
-from syncd.simulator.samples import make_pdf
+from syncd.simulator.samples import make_pdf, write_pdf
+from syncd.simulator.storage import INLINE_BYTES
 from tests.simulator.sim_support import FILES, Api
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def test_download_before_completed_is_409(start_api, pdf: bytes) -> None:
@@ -116,6 +121,27 @@ def test_result_is_a_valid_different_pdf_with_title_lang_and_markinfo(
     # pypdf answers BooleanObject, which equals True but is not True.
     assert catalog["/MarkInfo"]["/Marked"] == True  # noqa: E712
     assert catalog["/ViewerPreferences"]["/DisplayDocTitle"] == True  # noqa: E712
+
+
+def test_a_large_upload_is_checked_and_streamed_back_whole(
+    start_api, tmp_path: Path
+) -> None:
+    # Above INLINE_BYTES the check runs in a worker thread and the answer is
+    # streamed in chunks; the result must be the same as for a small file.
+    api = start_api(processing_seconds=0)
+    source = tmp_path / "large.pdf"
+    write_pdf(source, 2 * INLINE_BYTES + 12345, pages=2)
+    original = source.read_bytes()
+    file_id = api.submit(original, name="large.pdf")
+    api.wait_state(file_id, "completed")
+
+    response = api.http.get(f"{FILES}/{file_id}/download")
+
+    assert response.status_code == 200
+    assert int(response.headers["content-length"]) == len(response.content)
+    assert response.content == api.sim.result_bytes(file_id)
+    assert response.content.startswith(original)
+    assert api.get(file_id)["pageCount"] == 2
 
 
 def test_result_is_deterministic(start_api) -> None:

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import email.utils
 import time
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 
-from syncd.simulator.samples import make_pdf
+from syncd.simulator.samples import make_pdf, write_pdf
+from syncd.simulator.storage import INLINE_BYTES
 from tests.simulator.sim_support import FILES, Api
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def test_error_rate_answers_500_with_an_error_body(api: Api) -> None:
@@ -78,6 +83,29 @@ def test_truncate_cuts_a_download_short_of_its_content_length(
     with pytest.raises(httpx.RemoteProtocolError, match=r"incomplete|complete message"):
         client.send(request)
 
+    assert api.sim.requests()[-1]["fault"] == "truncate"
+
+
+def test_truncate_cuts_a_streamed_download_at_half_its_length(
+    start_api, tmp_path: Path
+) -> None:
+    api = start_api(processing_seconds=0)
+    source = tmp_path / "large.pdf"
+    write_pdf(source, 2 * INLINE_BYTES + 12345)
+    file_id = api.submit(source.read_bytes(), name="large.pdf")
+    api.wait_state(file_id, "completed")
+    api.sim.set_faults(truncate_rate=1.0)
+    received = bytearray()
+
+    with (
+        pytest.raises(httpx.RemoteProtocolError, match=r"incomplete|complete message"),
+        api.http.stream("GET", f"{FILES}/{file_id}/download") as response,
+    ):
+        promised = int(response.headers["content-length"])
+        for chunk in response.iter_bytes():
+            received += chunk
+
+    assert len(received) == promised // 2
     assert api.sim.requests()[-1]["fault"] == "truncate"
 
 
