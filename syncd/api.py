@@ -8,7 +8,8 @@ operator with an account can check them (the README lists the same):
 - ``ASSUMED_FILE_PATH``: ``GET /v1/external/user/files/{id}`` reads one file,
   and a record still waiting for its bytes carries a fresh ``uploadUrl``.
 - ``ASSUMED_LIST``: ``GET /v1/external/user/files`` lists the caller's files
-  with ``search``, ``page`` and ``limit``, answering ``{"items": [...]}``.
+  with ``search``, ``state``, ``page`` and ``limit``, newest ``updatedAt``
+  first, answering ``{"items": [...]}``.
 - ``ASSUMED_DOWNLOAD_PATH``: ``GET /v1/external/user/files/{id}/download``
   answers with the PDF, with JSON ``{"url": ...}``, or with a redirect; 409
   before the file is completed.
@@ -43,6 +44,7 @@ import email.utils
 import time
 import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import httpx
@@ -108,6 +110,7 @@ class RemoteFile:
     page_count: int
     upload_url: str | None
     created_at: str
+    updated_at: str
     comments: str
 
     @property
@@ -136,6 +139,7 @@ class RemoteFile:
             page_count=int(data.get("pageCount") or 0),
             upload_url=data.get("uploadUrl") or None,
             created_at=str(data.get("createdAt", "")),
+            updated_at=str(data.get("updatedAt", "")),
             comments=str(comments),
         )
 
@@ -321,6 +325,30 @@ class ApiClient:
             items = data.get("items", []) if isinstance(data, dict) else data
             found.extend(RemoteFile.parse(item) for item in items)
             if len(items) < ASSUMED_LIST_PAGE_SIZE:
+                break
+
+        return found
+
+    async def changed_since(
+        self, state: str, since: float | None, max_pages: int
+    ) -> list[RemoteFile]:
+        """Records in ``state`` updated after ``since`` (seconds), newest first.
+
+        Reads pages until one reaches back to ``since``, or ``max_pages``.
+        Records in other states are dropped here, in case the service
+        ignores the filter.
+        """
+        found: list[RemoteFile] = []
+        for page in range(1, max_pages + 1):
+            params = {"state": state, "page": page, "limit": ASSUMED_LIST_PAGE_SIZE}
+            response = await self._call("GET", ASSUMED_LIST, params=params)
+            data = response.json()
+            items = data.get("items", []) if isinstance(data, dict) else data
+            records = [RemoteFile.parse(item) for item in items]
+            found.extend(record for record in records if record.state == state)
+            if len(items) < ASSUMED_LIST_PAGE_SIZE:
+                break
+            if since is not None and epoch(records[-1].updated_at) <= since:
                 break
 
         return found
@@ -517,6 +545,14 @@ class ApiClient:
             wait=round(wait, 2),
             error=str(error),
         )
+
+
+def epoch(timestamp: str) -> float:
+    """Seconds since the epoch of a time the service wrote; 0.0 if unreadable."""
+    try:
+        return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0
 
 
 def _lean_transport() -> LeanTransport | None:

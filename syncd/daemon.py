@@ -30,7 +30,7 @@ from syncd.finisher import Finisher
 from syncd.journal import Journal, SqliteJournal, Stage
 from syncd.listener import HttpServer, open_server, register_at_start
 from syncd.logs import configure_logging, get_logger, register_secret
-from syncd.poller import Poller
+from syncd.poller import Poller, Sweeper
 from syncd.purchase_orders import PurchaseOrderBook, configured_references
 from syncd.uploader import Uploader
 from syncd.watcher import Settler, Watcher
@@ -216,6 +216,8 @@ class Daemon:
             for runner in self.runners
         ]
         tasks.append(asyncio.create_task(book.keep_fresh(self.stopping)))
+        sweeper = Sweeper(self.context)
+        tasks.append(asyncio.create_task(sweeper.run(self.stopping)))
         watchdog = notify.watchdog_seconds()
         tasks.append(
             asyncio.create_task(notify.supervise(self, self.notifier, watchdog))

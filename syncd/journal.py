@@ -91,6 +91,9 @@ for _stage in LIVE:
     if _stage is not Stage.FAILING:
         TRANSITIONS[_stage] = TRANSITIONS[_stage] | {Stage.FAILING}
 
+# Ids bound into one statement, well under SQLite's limit on parameters.
+_IDS_PER_STATEMENT = 500
+
 # When a document enters a stage, the matching timestamp column is stamped.
 _STAMPS = {
     Stage.STABLE: "stable_at",
@@ -257,6 +260,7 @@ class Journal(Protocol):
     def note(self, doc: Document, **fields: Any) -> Document: ...
     def forget(self, doc: Document) -> None: ...
     def hint_remote(self, remote_id: str) -> int: ...
+    def complete_remote(self, remote_ids: Iterable[str]) -> list[Document]: ...
     def release_holds(self) -> int: ...
     def get(self, doc_id: int) -> Document | None: ...
     def find_same_content(self, sha256: str, doc_id: int) -> Document | None: ...
@@ -524,6 +528,34 @@ class SqliteJournal:
             self._announce([Stage.PROCESSING])
 
         return int(found)
+
+    def complete_remote(self, remote_ids: Iterable[str]) -> list[Document]:
+        """Move unleased documents processing these records to ``downloadable``.
+
+        For records the service listed as completed. A document a step holds
+        is left to that step, which reads its record anyway.
+        """
+        now = self._clock()
+        wanted = list(dict.fromkeys(remote_ids))
+        moved: list[Document] = []
+        with self._transaction() as db:
+            for start in range(0, len(wanted), _IDS_PER_STATEMENT):
+                batch = wanted[start : start + _IDS_PER_STATEMENT]
+                marks = ",".join("?" * len(batch))
+                # ``marks`` holds only "?" placeholders: no value enters the SQL.
+                rows = db.execute(
+                    "UPDATE documents SET stage = 'downloadable',"  # noqa: S608
+                    " remote_state = 'completed', completed_at = ?, not_before = ?,"
+                    " attempts = 0, updated_at = ?"
+                    " WHERE stage = 'processing' AND lease_until <= ?"
+                    f" AND remote_id IN ({marks}) RETURNING *",
+                    (now, now, now, now, *batch),
+                ).fetchall()
+                moved.extend(Document._from_row(row) for row in rows)
+        if moved:
+            self._announce([Stage.DOWNLOADABLE])
+
+        return moved
 
     def release_holds(self) -> int:
         """Make every document held for its purchase order due now; count them."""

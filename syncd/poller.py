@@ -9,14 +9,23 @@ safety net at the longest interval; a webhook makes its document due at once.
 The poller only marks a document ``downloadable`` (or ``failing``); it never
 downloads. A webhook racing the poller is harmless: both only make the
 document due, and the stage moves once.
+
+Beside the per-document polls, the ``Sweeper`` reads the service's list of
+completed records, newest first: one request answers for up to a hundred
+documents, so a busy inbox is not polled one document at a time. The list
+by state is an assumption of the API client, so the sweep only moves
+documents on sooner; every document keeps its own poll.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import random
 from typing import TYPE_CHECKING, ClassVar
 
-from syncd.errors import PermanentError
+from syncd.api import epoch
+from syncd.errors import AuthError, PermanentError, TransientError
 from syncd.journal import Document, Stage
 from syncd.logs import get_logger
 from syncd.workers import Worker
@@ -30,6 +39,13 @@ BACKOFF_FACTOR = 2.0
 # Webhooks count as arriving while the last one is this recent, measured in
 # longest poll intervals.
 WEBHOOK_QUIET_INTERVALS = 2.0
+# The sweep runs twice per first poll interval, so that it finds most
+# documents before their own first poll falls due.
+SWEEP_EVERY_INTERVALS = 0.5
+# Each sweep reads back this far past the newest record the last one saw, for
+# records whose update the service commits out of order.
+SWEEP_OVERLAP_SECONDS = 1.0
+SWEEP_MAX_PAGES = 10
 
 
 class Poller(Worker):
@@ -60,13 +76,7 @@ class Poller(Worker):
 
         if record.outcome == "completed":
             journal.advance(doc, Stage.DOWNLOADABLE, remote_state=record.state)
-            log.info(
-                "document.completed",
-                doc=doc.id,
-                file=doc.path,
-                remote_id=doc.remote_id,
-                processing_seconds=_since(doc.uploaded_at, self.context.clock()),
-            )
+            _log_completed(doc, self.context.clock(), "poll")
             return
         if record.outcome == "failed":
             detail = f": {record.comments}" if record.comments else ""
@@ -101,6 +111,66 @@ class Poller(Worker):
             interval = min(previous * BACKOFF_FACTOR, poll.max_interval_seconds)
         # Spread the polls of documents uploaded together.
         return interval * random.uniform(0.9, 1.1)  # noqa: S311 - jitter, not crypto
+
+
+class Sweeper:
+    """Finds finished documents in the service's list of completed records.
+
+    A service that refuses the list (any answer but a transient error)
+    stops the sweep for this run, logged once; the per-document polls go on.
+    """
+
+    def __init__(self, context: Context) -> None:
+        self.context = context
+        # ``updatedAt`` of the newest completed record seen, by the service's
+        # clock; None until the first sweep.
+        self._newest: float | None = None
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
+            if self.context.journal.next_due(Poller.stages) is not None:
+                try:
+                    await self.sweep()
+                except TransientError as exc:
+                    log.debug("poll.sweep_failed", error=str(exc))
+                except (PermanentError, AuthError) as exc:
+                    log.warning(
+                        "poll.sweep_unavailable",
+                        error=str(exc),
+                        detail="each document is polled on its own",
+                    )
+                    return
+            wait = self.context.settings.poll.interval_seconds * SWEEP_EVERY_INTERVALS
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), timeout=wait)
+
+    async def sweep(self) -> int:
+        """Read the completed records changed since the last sweep; count moves."""
+        since = None if self._newest is None else self._newest - SWEEP_OVERLAP_SECONDS
+        records = await self.context.api.changed_since(
+            "completed", since, SWEEP_MAX_PAGES
+        )
+        if records:
+            newest = max(epoch(record.updated_at) for record in records)
+            self._newest = max(newest, self._newest or newest)
+        done = [record.id for record in records if record.outcome == "completed"]
+        moved = self.context.journal.complete_remote(done)
+        now = self.context.clock()
+        for doc in moved:
+            _log_completed(doc, now, "list")
+
+        return len(moved)
+
+
+def _log_completed(doc: Document, now: float, seen_in: str) -> None:
+    log.info(
+        "document.completed",
+        doc=doc.id,
+        file=doc.path,
+        remote_id=doc.remote_id,
+        processing_seconds=_since(doc.uploaded_at, now),
+        seen_in=seen_in,
+    )
 
 
 def _since(start: float | None, now: float) -> float | None:

@@ -27,12 +27,11 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from syncd import files
-from syncd.api import UploadConflict, UploadUrlExpired
+from syncd.api import UploadConflict, UploadUrlExpired, epoch
 from syncd.errors import PermanentError, SyncdError, TransientError
 from syncd.journal import Document, Stage
 from syncd.logs import get_logger
@@ -211,7 +210,7 @@ class Uploader(Worker):
             and record.size == doc.size
             and record.upload_url
             and record.id not in known
-            and _epoch(record.created_at) >= doc.creating_at - CLOCK_SLACK_SECONDS
+            and epoch(record.created_at) >= doc.creating_at - CLOCK_SLACK_SECONDS
         ]
         if not candidates:
             return None
@@ -281,11 +280,3 @@ class Uploader(Worker):
                 held = chunk
         if sent != doc.size:
             raise ContentChanged("the file shrank while it was uploaded")
-
-
-def _epoch(timestamp: str) -> float:
-    """Seconds since the epoch of an ISO 8601 time; 0.0 when unreadable."""
-    try:
-        return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return 0.0

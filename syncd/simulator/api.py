@@ -224,6 +224,8 @@ class ApiRoutes:
             _positive_int(params.get("limit"), "limit", _DEFAULT_LIMIT), _MAX_LIMIT
         )
         state = params.get("state") or None
+        if state is not None and not self._options.list_by_state:
+            raise ApiError(400, "unknown query parameter 'state'")
         if state is not None and state not in STATES:
             message = f"state must be one of {', '.join(STATES)}, got {state!r}"
             raise ApiError(400, message)

@@ -163,7 +163,8 @@ class SimulatorOptions:
     ``in_progress`` after validation; ``validation_seconds`` the time it spends
     in ``validation`` after its bytes arrive. ``storage_dir`` None means a
     temporary folder removed on stop. ``seed`` makes the random faults
-    repeatable.
+    repeatable. ``list_by_state`` False makes the file list refuse a
+    ``state`` filter (400), as a service without one would.
     """
 
     api_key: str = "sim-key"
@@ -176,6 +177,7 @@ class SimulatorOptions:
     upload_url_ttl_seconds: float = 900.0
     download_url_ttl_seconds: float = 300.0
     honour_idempotency: bool = True
+    list_by_state: bool = True
     download_mode: DownloadMode = "bytes"
     max_upload_bytes: int = 200 * MIB
     purchase_orders: list[PurchaseOrder] = dataclasses.field(

@@ -60,6 +60,7 @@ def _record(upload_url: str | None) -> RemoteFile:
         page_count=0,
         upload_url=upload_url,
         created_at="2026-01-01T00:00:00.000Z",
+        updated_at="2026-01-01T00:00:00.000Z",
         comments="",
     )
 

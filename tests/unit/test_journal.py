@@ -149,6 +149,32 @@ def test_hint_remote_makes_only_processing_documents_due(
     assert journal.get(doc.id).not_before == clock.now  # type: ignore[union-attr]
 
 
+def _processing(journal: SqliteJournal, path: str, remote_id: str, due: float) -> int:
+    journal.add_discovered([(path, 10, 1)])
+    (doc,) = journal.claim([Stage.DISCOVERED], 1)
+    doc = journal.advance(doc, Stage.STABLE, sha256=path, pages=1)
+    doc = journal.advance(doc, Stage.PROCESSING, remote_id=remote_id, not_before=due)
+    return doc.id
+
+
+def test_complete_remote_moves_unleased_processing_documents_only(
+    journal: SqliteJournal, clock: Clock
+) -> None:
+    free = _processing(journal, "a.pdf", "r1", due=5_000)
+    held = _processing(journal, "b.pdf", "r2", due=4_000)
+    clock.now = 6_000
+    (leased,) = journal.claim([Stage.PROCESSING], 1)
+    assert leased.id == held
+
+    moved = journal.complete_remote(["r1", "r2", "unknown"])
+
+    assert [doc.id for doc in moved] == [free]
+    assert moved[0].stage is Stage.DOWNLOADABLE
+    assert moved[0].completed_at == clock.now
+    assert journal.get(held).stage is Stage.PROCESSING  # type: ignore[union-attr]
+    assert journal.complete_remote(["r1"]) == []
+
+
 def test_listeners_hear_of_new_work(journal: SqliteJournal) -> None:
     heard: list[Stage] = []
     journal.subscribe(heard.append)
