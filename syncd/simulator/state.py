@@ -87,6 +87,21 @@ class CreateRequest:
         return hashlib.sha256(data.encode()).hexdigest()
 
 
+@dataclasses.dataclass(frozen=True)
+class StoredBytes:
+    """The bytes a record received: held in memory, or in a file."""
+
+    data: bytes | None = None
+    path: Path | None = None
+
+    def read_bytes(self) -> bytes:
+        if self.data is not None:
+            return self.data
+        assert self.path is not None
+
+        return self.path.read_bytes()
+
+
 @dataclasses.dataclass
 class _Record:
     id: str
@@ -99,7 +114,7 @@ class _Record:
     page_count: int = 0
     refunded: bool = False
     comments: list[dict[str, Any]] = dataclasses.field(default_factory=list)
-    source: Path | None = None
+    source: StoredBytes | None = None
     sha256: str | None = None
     analysis: Analysis | None = None
     failure: str | None = None
@@ -116,7 +131,7 @@ class FileView:
 
     object: dict[str, Any]
     waiting_for_bytes: bool
-    source: Path | None
+    source: StoredBytes | None
     update: bytes | None
     sha256: str | None
     size: int
@@ -295,7 +310,7 @@ class Store:
     def attach_bytes(
         self,
         file_id: str,
-        source: Path,
+        source: StoredBytes,
         sha256: str,
         analysis: Analysis | None,
         failure: str | None,

@@ -15,14 +15,18 @@ and implements the contract's "Send the bytes" section:
 Neither route wants ``x-api-key``; a request that carries it is answered
 normally and counted as a leak by the request log.
 
-The body is streamed to a temporary file and hashed on the way, so a 1 GiB
-upload never sits in memory. A body cut short (the client went away) is
-deleted and does not count as received.
+A body larger than ``INLINE_BYTES`` is streamed to a temporary file and
+hashed on the way, so a 1 GiB upload never sits in memory; it is checked in
+a worker thread and streamed back in chunks, so it never blocks the loop.
+A body cut short (the client went away) is deleted and does not count as
+received.
 
-Files up to ``INLINE_BYTES`` are checked and read on the event loop: for a
+Smaller bodies are received, checked and served on the event loop: for a
 small file, handing the work to a worker thread costs more than the work.
-Larger files are checked in a worker thread and streamed back in chunks, so
-they neither block the loop nor sit in memory.
+When the simulator keeps its objects in its own temporary folder, they are
+held in memory instead, up to ``MEMORY_BUDGET_BYTES`` in all: nobody looks
+in that folder, and creating a file costs more than answering a request. An
+explicit ``storage_dir`` gets every object as a file.
 """
 
 from __future__ import annotations
@@ -41,18 +45,21 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from syncd.simulator.pdf import UnusablePdf, analyse
+from syncd.simulator.pdf import UnusablePdf, analyse, analyse_bytes
 from syncd.simulator.replies import ApiError, error_response
 from syncd.simulator.requestlog import request_info
+from syncd.simulator.state import StoredBytes
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
     from pathlib import Path
 
     from syncd.simulator.options import SimulatorOptions
+    from syncd.simulator.pdf import Analysis
     from syncd.simulator.state import FileView, Store
 
 INLINE_BYTES = 1024 * 1024
+MEMORY_BUDGET_BYTES = 64 * 1024 * 1024
 _READ_CHUNK = 1024 * 1024
 
 _P = ParamSpec("_P")
@@ -110,6 +117,8 @@ class StorageApp:
         self._incoming = directory / "incoming"
         self._objects.mkdir(parents=True, exist_ok=True)
         self._incoming.mkdir(parents=True, exist_ok=True)
+        own_folder = options.storage_dir is None
+        self._memory_left = MEMORY_BUDGET_BYTES if own_folder else 0
 
     def app(self) -> Starlette:
         return Starlette(
@@ -149,20 +158,43 @@ class StorageApp:
         if not target.accepts_bytes:
             raise ApiError(409, f"file {file_id} no longer accepts bytes")
 
-        part = self._incoming / f"{file_id}.{uuid.uuid4().hex}.part"
         try:
-            digest = await _receive_to(request, part, target.size)
+            digest, received = await self._receive(request, file_id, target.size)
         except ClientDisconnect:
             # Nobody is left to answer; the partial bytes never count.
-            part.unlink(missing_ok=True)
             request_info(request.scope)["client_gone"] = True
             return Response(status_code=400)
         try:
-            return await self._attach(file_id, part, digest)
+            return await self._attach(file_id, digest, received)
         finally:
-            part.unlink(missing_ok=True)
+            if received.path is not None:
+                received.path.unlink(missing_ok=True)
 
-    async def _attach(self, file_id: str, part: Path, digest: str) -> Response:
+    async def _receive(
+        self, request: Request, file_id: str, size: int
+    ) -> tuple[str, StoredBytes]:
+        """Receive the body in memory if it fits, else in a part file.
+
+        Return its SHA-256 and where it is. Raise ``ClientDisconnect`` if the
+        client went away before the end.
+        """
+        if size <= min(INLINE_BYTES, self._memory_left):
+            data = await request.body()
+            if len(data) != size:
+                raise ClientDisconnect
+            return hashlib.sha256(data).hexdigest(), StoredBytes(data=data)
+
+        part = self._incoming / f"{file_id}.{uuid.uuid4().hex}.part"
+        try:
+            digest = await _receive_to(request, part, size)
+        except ClientDisconnect:
+            part.unlink(missing_ok=True)
+            raise
+        return digest, StoredBytes(path=part)
+
+    async def _attach(
+        self, file_id: str, digest: str, received: StoredBytes
+    ) -> Response:
         target = self._store.upload_target(file_id)
         if target is not None and target.has_bytes:
             if target.sha256 == digest:
@@ -173,25 +205,45 @@ class StorageApp:
         assert view is not None
         title = view.object["name"].removesuffix(".pdf").removesuffix(".PDF")
         try:
-            analysis = await _for_size(
-                view.size, analyse, part, title, self._options.result_lang
-            )
+            analysis = await self._analyse(received, view.size, title)
             failure = None
         except UnusablePdf as exc:
             analysis, failure = None, str(exc)
 
-        final = self._objects / f"{file_id}.pdf"
+        kept = self._kept(file_id, received)
         outcome = self._store.attach_bytes(
-            file_id, final, digest, analysis, failure, time.time()
+            file_id, kept, digest, analysis, failure, time.time()
         )
         if outcome == "taken":
-            part.replace(final)
+            self._take(received, kept)
             return Response(status_code=200)
         if outcome == "same":
             return Response(status_code=200)
         if outcome == "different":
             raise ApiError(409, f"file {file_id} already has different bytes")
         raise ApiError(409, f"file {file_id} no longer accepts bytes")
+
+    def _kept(self, file_id: str, received: StoredBytes) -> StoredBytes:
+        """Return where the record will keep the bytes: a part file moves."""
+        if received.path is None:
+            return received
+
+        return StoredBytes(path=self._objects / f"{file_id}.pdf")
+
+    def _take(self, received: StoredBytes, kept: StoredBytes) -> None:
+        """Put bytes the record accepted where ``_kept`` said they would be."""
+        if received.path is not None and kept.path is not None:
+            received.path.replace(kept.path)
+        elif received.data is not None:
+            self._memory_left -= len(received.data)
+
+    async def _analyse(self, received: StoredBytes, size: int, title: str) -> Analysis:
+        lang = self._options.result_lang
+        if received.data is not None:
+            return analyse_bytes(received.data, title, lang)
+        assert received.path is not None
+
+        return await _for_size(size, analyse, received.path, title, lang)
 
     async def download(self, request: Request) -> Response:
         file_id = request.path_params["file_id"]
@@ -223,9 +275,11 @@ def pdf_response(view: FileView) -> Response:
     if view.size <= INLINE_BYTES:
         body = view.source.read_bytes() + view.update
         return Response(body, media_type="application/pdf", headers=headers)
+    # Only small uploads are ever held in memory.
+    assert view.source.path is not None
 
     return StreamingResponse(
-        _result_chunks(view.source, view.update),
+        _result_chunks(view.source.path, view.update),
         media_type="application/pdf",
         headers=headers,
     )

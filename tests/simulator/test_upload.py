@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import socket
 import urllib.parse
+from typing import TYPE_CHECKING
 
+import pytest
+
+from syncd.simulator import storage
 from syncd.simulator.samples import make_pdf
-from tests.simulator.sim_support import Api, wait_for
+from tests.simulator.sim_support import FILES, Api, wait_for
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def test_upload_url_points_to_the_storage_origin_not_the_api(
@@ -126,7 +133,11 @@ def test_upload_carrying_the_api_key_is_recorded_as_a_leak(
     assert [e["leak"] for e in api.sim.requests() if e["origin"] == "storage"] == [True]
 
 
-def test_upload_cut_short_does_not_count_as_received(api: Api, pdf: bytes) -> None:
+@pytest.mark.parametrize("kept_in", ["memory", "files"])
+def test_upload_cut_short_does_not_count_as_received(
+    start_api, pdf: bytes, tmp_path: Path, kept_in: str
+) -> None:
+    api = start_api(storage_dir=tmp_path if kept_in == "files" else None)
     record = api.create(pdf)
     parts = urllib.parse.urlsplit(record["uploadUrl"])
     head = (
@@ -146,4 +157,21 @@ def test_upload_cut_short_does_not_count_as_received(api: Api, pdf: bytes) -> No
     after = api.get(record["id"])
     assert after["state"] == "in_progress"
     assert "uploadUrl" in after
+    assert list((tmp_path / "incoming").glob("*")) == []
     assert api.upload(after["uploadUrl"], pdf).status_code == 200
+
+
+def test_uploads_beyond_the_memory_budget_are_served_from_files(
+    start_api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = make_pdf(1, marker="first"), make_pdf(2, marker="second")
+    monkeypatch.setattr(storage, "MEMORY_BUDGET_BYTES", len(first))
+    api = start_api(processing_seconds=0)
+
+    ids = [api.submit(first), api.submit(second)]
+
+    for file_id, original in zip(ids, (first, second), strict=True):
+        api.wait_state(file_id, "completed")
+        result = api.http.get(f"{FILES}/{file_id}/download").content
+        assert result.startswith(original)
+        assert result == api.sim.result_bytes(file_id)
