@@ -30,10 +30,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import hashlib
+import functools
 import heapq
 import itertools
-import json
 import secrets
 import threading
 from collections import Counter
@@ -60,8 +59,12 @@ def new_id() -> str:
     return secrets.token_hex(12)
 
 
+@functools.lru_cache(maxsize=4096)
 def iso(timestamp: float) -> str:
-    """Format an epoch time as ISO 8601 UTC with milliseconds and ``Z``."""
+    """Format an epoch time as ISO 8601 UTC with milliseconds and ``Z``.
+
+    Cached: listings render the same records' times again and again.
+    """
     moment = datetime.datetime.fromtimestamp(timestamp, datetime.UTC)
 
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -79,12 +82,6 @@ class CreateRequest:
     purchase_order: str | None = None
     exclude_watermark: bool = False
     notification_email: str | None = None
-
-    def fingerprint(self) -> str:
-        """Return a digest of the body, to spot an Idempotency-Key reused."""
-        data = json.dumps(dataclasses.asdict(self), sort_keys=True)
-
-        return hashlib.sha256(data.encode()).hexdigest()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -182,7 +179,8 @@ class Store:
         self._lock = threading.RLock()
         self._files: dict[str, _Record] = {}
         self._seq = itertools.count(1)
-        self._idempotency: dict[str, tuple[str, str]] = {}
+        # Idempotency-Key -> id of the record it created.
+        self._idempotency: dict[str, str] = {}
         self._orders: dict[str, PurchaseOrder] = {
             order.id: dataclasses.replace(order) for order in options.purchase_orders
         }
@@ -210,10 +208,9 @@ class Store:
             honoured = self._options.honour_idempotency and idempotency_key
             if honoured:
                 assert idempotency_key is not None
-                known = self._idempotency.get(idempotency_key)
-                if known is not None:
-                    file_id, fingerprint = known
-                    if fingerprint != request.fingerprint():
+                file_id = self._idempotency.get(idempotency_key)
+                if file_id is not None:
+                    if self._files[file_id].request != request:
                         # draft-ietf-httpapi-idempotency-key-header: a key
                         # reused with another payload is a client error.
                         message = (
@@ -241,7 +238,7 @@ class Store:
             self._creates += 1
             if honoured:
                 assert idempotency_key is not None
-                self._idempotency[idempotency_key] = (record.id, request.fingerprint())
+                self._idempotency[idempotency_key] = record.id
 
             return self._view(record), False
 
@@ -270,11 +267,15 @@ class Store:
                 for record in self._files.values()
                 if (needle is None or needle in record.request.name.casefold())
                 and (state is None or record.state == state)
-                and tags <= set(record.request.tags)
+                and (not tags or tags <= set(record.request.tags))
             ]
-            matches.sort(key=lambda r: (r.updated_at, r.seq), reverse=True)
             start = (page - 1) * limit
-            chosen = matches[start : start + limit]
+            # The same as sorting them all, newest first, and slicing; the
+            # client sweeps the first page of many records often.
+            newest = heapq.nlargest(
+                start + limit, matches, key=lambda r: (r.updated_at, r.seq)
+            )
+            chosen = newest[start:]
 
             return [self._view(record) for record in chosen], len(matches)
 
