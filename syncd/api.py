@@ -90,6 +90,7 @@ RETRY_ATTEMPTS = 4
 RETRY_MAX_WAIT_SECONDS = 0.5
 _TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 _CHUNK = 1024 * 1024
+MAX_STORAGE_REDIRECTS = 5
 
 Outcome = Literal["completed", "failed", "working"]
 # Takes the body's chunks and the length the server promised; returns the
@@ -217,11 +218,11 @@ class UploadUrlExpired(TransientError):
 class ApiClient:
     """Async client for the AccessibleDocs API and its storage host.
 
-    Two httpx clients keep the key where it belongs: ``_api`` sends
-    ``x-api-key`` and is only ever used with ``api.base_url``; ``_storage``
-    sends no key and is used for upload and download URLs, which live on
-    other hosts. Redirects are never followed by ``_api`` for the same
-    reason.
+    The key goes only where it belongs: ``_api_request`` is the one place
+    that adds ``x-api-key``, and it builds URLs under ``api.base_url`` only.
+    Upload and download URLs live on other hosts; ``_storage_request``
+    builds those, without the key. Redirects are followed for storage URLs
+    only, and never with the key.
     """
 
     def __init__(
@@ -231,24 +232,12 @@ class ApiClient:
         retry_attempts: int = RETRY_ATTEMPTS,
         max_wait: float = RETRY_MAX_WAIT_SECONDS,
     ) -> None:
-        timeout = httpx.Timeout(settings.timeout_seconds)
-        limits = httpx.Limits(max_connections=64, max_keepalive_connections=32)
         user_agent = f"syncd/{__version__}"
-        self._api = httpx.AsyncClient(
-            base_url=settings.base_url.rstrip("/"),
-            headers={"x-api-key": settings.key, "user-agent": user_agent},
-            timeout=timeout,
-            limits=limits,
-            follow_redirects=False,
-            transport=_lean_transport(),
-        )
-        self._storage = httpx.AsyncClient(
-            headers={"user-agent": user_agent},
-            timeout=timeout,
-            limits=limits,
-            follow_redirects=True,
-            transport=_lean_transport(),
-        )
+        self._base_url = settings.base_url.rstrip("/")
+        self._api_headers = {"x-api-key": settings.key, "user-agent": user_agent}
+        self._storage_headers = {"user-agent": user_agent}
+        self._timeout = httpx.Timeout(settings.timeout_seconds).as_dict()
+        self._wire = _Wire()
         self._limiter = RateLimiter(settings.max_requests_per_second)
         self._attempts = retry_attempts
         self._max_wait = max_wait
@@ -256,8 +245,7 @@ class ApiClient:
         self.retries = 0
 
     async def aclose(self) -> None:
-        await self._api.aclose()
-        await self._storage.aclose()
+        await self._wire.aclose()
 
     async def __aenter__(self) -> ApiClient:
         return self
@@ -368,13 +356,10 @@ class ApiClient:
         headers = {"Content-Type": "application/pdf", "Content-Length": str(size)}
 
         async def attempt() -> None:
-            try:
-                response = await self._storage.put(
-                    url, content=chunks(), headers=headers
-                )
-            except httpx.TransportError as exc:
-                raise TransientError(f"upload interrupted: {exc!r}") from exc
-            self.requests_by_status[str(response.status_code)] += 1
+            request = self._storage_request(
+                "PUT", url, content=chunks(), headers=headers
+            )
+            response = await self._send(request, stream=False)
             if response.status_code == 403:
                 raise UploadUrlExpired("the upload URL expired or was refused (403)")
             if response.status_code == 409:
@@ -399,8 +384,8 @@ class ApiClient:
 
         async def attempt() -> int:
             await self._limiter.acquire()
-            request = self._api.build_request("GET", path)
-            response = await self._send(self._api, request)
+            request = self._api_request("GET", path)
+            response = await self._send(request)
             if response.is_redirect:
                 await response.aclose()
                 location = response.headers.get("location", "")
@@ -423,8 +408,18 @@ class ApiClient:
         return await self._retrying(attempt)
 
     async def _fetch_signed(self, url: str, sink: Sink) -> int:
-        request = self._storage.build_request("GET", url)
-        response = await self._send(self._storage, request)
+        request = self._storage_request("GET", url)
+        for _ in range(MAX_STORAGE_REDIRECTS):
+            response = await self._send(request)
+            if not response.is_redirect:
+                break
+            await response.aclose()
+            location = request.url.join(response.headers["location"])
+            request = self._storage_request("GET", str(location))
+        else:
+            raise TransientError(
+                f"storage redirected more than {MAX_STORAGE_REDIRECTS} times"
+            )
         try:
             if response.status_code >= 400:
                 await response.aread()
@@ -468,21 +463,60 @@ class ApiClient:
 
         async def attempt() -> httpx.Response:
             await self._limiter.acquire()
-            request = self._api.build_request(method, path, **kwargs)
-            response = await self._send(self._api, request, stream=False)
+            request = self._api_request(method, path, **kwargs)
+            response = await self._send(request, stream=False)
             if response.status_code not in allow:
                 _raise_for_status(response)
             return response
 
         return await self._retrying(attempt, replay_lost=replay_lost)
 
+    def _api_request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Request:
+        """A request to the API: the only kind that carries the key."""
+        return httpx.Request(
+            method,
+            self._base_url + path,
+            params=params,
+            json=json,
+            headers={**self._api_headers, **headers} if headers else self._api_headers,
+            extensions={"timeout": self._timeout},
+        )
+
+    def _storage_request(
+        self,
+        method: str,
+        url: str,
+        *,
+        content: AsyncIterator[bytes] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Request:
+        """A request to a pre-signed storage URL, which never carries the key."""
+        return httpx.Request(
+            method,
+            url,
+            content=content,
+            headers={**self._storage_headers, **(headers or {})},
+            extensions={"timeout": self._timeout},
+        )
+
     async def _send(
-        self, client: httpx.AsyncClient, request: httpx.Request, stream: bool = True
+        self, request: httpx.Request, stream: bool = True
     ) -> httpx.Response:
         try:
-            response = await client.send(request, stream=stream)
+            response = await self._wire.send(request)
             if not stream:
-                await response.aread()
+                try:
+                    await response.aread()
+                finally:
+                    await response.aclose()
         except httpx.TimeoutException as exc:
             raise ConnectionLost(
                 f"{request.method} {request.url.path}: timed out"
@@ -555,15 +589,36 @@ def epoch(timestamp: str) -> float:
         return 0.0
 
 
-def _lean_transport() -> LeanTransport | None:
-    """syncd's own transport, or None for httpx's when a proxy is configured.
+class _Wire:
+    """Sends a built request; answers with the response, its body not yet read.
 
-    httpx reads proxy settings from the environment only for its own
-    transport, so a deployment behind a proxy keeps working unchanged.
+    syncd's own transport carries the requests, except where the environment
+    configures a proxy: then an httpx client does, since it is what reads
+    those settings. Neither follows redirects.
     """
-    if urllib.request.getproxies():
-        return None
-    return LeanTransport()
+
+    def __init__(self) -> None:
+        self._transport: LeanTransport | None = None
+        self._client: httpx.AsyncClient | None = None
+        if urllib.request.getproxies():
+            limits = httpx.Limits(max_connections=64, max_keepalive_connections=32)
+            self._client = httpx.AsyncClient(limits=limits, follow_redirects=False)
+        else:
+            self._transport = LeanTransport()
+
+    async def send(self, request: httpx.Request) -> httpx.Response:
+        if self._client is not None:
+            return await self._client.send(request, stream=True)
+        assert self._transport is not None
+        response = await self._transport.handle_async_request(request)
+        response.request = request
+        return response
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+        if self._transport is not None:
+            await self._transport.aclose()
 
 
 async def _drain(response: httpx.Response, sink: Sink) -> int:
