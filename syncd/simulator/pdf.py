@@ -47,6 +47,7 @@ _TAIL_WINDOW = 4096
 # pypdf reads a byte at a time. A file up to this size is read into memory
 # first, which makes checking it several times cheaper.
 _IN_MEMORY_BYTES = 1024 * 1024
+_PYPDF_LOG = logging.getLogger("pypdf")
 
 
 class UnusablePdf(Exception):
@@ -105,13 +106,12 @@ def _analysed(stream: BinaryIO, size: int, title: str, lang: str) -> Analysis:
 def _quiet_reader(stream: BinaryIO) -> PdfReader:
     # pypdf logs every repair it attempts as a warning; for an upload the
     # simulator is about to reject, those lines are noise in the test output.
-    pypdf_log = logging.getLogger("pypdf")
-    previous = pypdf_log.level
-    pypdf_log.setLevel(logging.ERROR)
+    previous = _PYPDF_LOG.level
+    _PYPDF_LOG.setLevel(logging.ERROR)
     try:
         return PdfReader(stream)
     finally:
-        pypdf_log.setLevel(previous)
+        _PYPDF_LOG.setLevel(previous)
 
 
 def _incremental_update(
