@@ -39,7 +39,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from syncd.simulator.replies import ApiError, error_response
-from syncd.simulator.requestlog import request_info
+from syncd.simulator.requestlog import header, request_info
 from syncd.simulator.state import OWNER, STATES, CreateRequest, FileView
 from syncd.simulator.storage import pdf_response
 
@@ -73,7 +73,7 @@ class AuthMiddleware:
             await self._app(scope, receive, send)
             return
 
-        key = dict(scope["headers"]).get(b"x-api-key")
+        key = header(scope, b"x-api-key")
         refusal = None
         if key is None:
             refusal = error_response(401, "the x-api-key header is missing")

@@ -116,6 +116,20 @@ def record_unanswered(scope: Scope) -> None:
         record(None)
 
 
+def header(scope: Scope, name: bytes) -> bytes | None:
+    """Return the request header ``name`` (lower case), the last if repeated.
+
+    Looking through the few headers of a request is cheaper than building a
+    dict of them for every request.
+    """
+    found = None
+    for key, value in scope["headers"]:
+        if key == name:
+            found = value
+
+    return found
+
+
 def request_info(scope: Scope) -> dict[str, Any]:
     """Return the log fields a handler may fill in for the current request."""
     info = scope.get(INFO_KEY)
@@ -139,7 +153,6 @@ class LogMiddleware:
             await self._app(scope, receive, send)
             return
 
-        headers = dict(scope["headers"])
         info = request_info(scope)
         info.update(file_id=None, replay=False, fault=None)
         started = time.time()
@@ -152,7 +165,7 @@ class LogMiddleware:
             recorded = True
             if info.get("fault") == "drop" or info.get("client_gone"):
                 status = None
-            key = headers.get(b"idempotency-key")
+            key = header(scope, b"idempotency-key")
             self._log.record(
                 {
                     "t": started,
@@ -163,7 +176,8 @@ class LogMiddleware:
                     "file_id": info.get("file_id"),
                     "idempotency_key": key.decode("latin-1") if key else None,
                     "replay": bool(info.get("replay")),
-                    "leak": self._origin == "storage" and b"x-api-key" in headers,
+                    "leak": self._origin == "storage"
+                    and header(scope, b"x-api-key") is not None,
                     "fault": info.get("fault"),
                 }
             )
