@@ -120,7 +120,7 @@ class Runner:
                 self.wake.clear()
                 running = {task for task in running if not task.done()}
                 free = self.worker.concurrency - len(running)
-                if free > 0:
+                if free > 0 and self._work_is_due():
                     for doc in journal.claim(self.worker.stages, free):
                         task = asyncio.create_task(self._step(doc))
                         task.add_done_callback(self._step_done)
@@ -131,6 +131,11 @@ class Runner:
             stop_waker.cancel()
 
         await self._finish(running, grace_seconds)
+
+    def _work_is_due(self) -> bool:
+        """Whether a claim would find anything: a read, where a claim writes."""
+        due = self.worker.context.journal.next_due(self.worker.stages)
+        return due is not None and due <= self.worker.context.clock()
 
     async def _wake_when(self, stopping: asyncio.Event) -> None:
         await stopping.wait()
