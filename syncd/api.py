@@ -184,27 +184,40 @@ class Webhook:
 
 
 class RateLimiter:
-    """A token bucket shared by every request to the API host.
+    """At most ``rate`` requests in any one second, shared by every API request.
 
     Use it to stay under the service's limits on purpose instead of learning
-    them from 429s; ``rate`` of None or 0 turns it off.
+    them from 429s; ``rate`` of None or 0 turns it off. It is a sliding
+    window, not an even spacing: a batch of polls that fits within the rate
+    leaves at once, in one wakeup, and the next waits only when the last
+    ``rate`` requests all left within the past second. A rate below one a
+    second allows one request per ``1 / rate`` seconds.
     """
 
-    def __init__(self, rate: float | None, clock: Callable[[], float] = time.monotonic):
-        self._interval = 1.0 / rate if rate else 0.0
+    def __init__(
+        self,
+        rate: float | None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._burst = max(1, int(rate)) if rate else 0
+        self._window = self._burst / rate if rate else 0.0
         self._clock = clock
-        self._next = 0.0
+        self._sleep = sleep
+        # When each of the last ``burst`` requests left.
+        self._sent: collections.deque[float] = collections.deque(maxlen=self._burst)
         self._lock = asyncio.Lock()
 
     async def acquire(self) -> None:
-        if not self._interval:
+        if not self._burst:
             return
+        # Waiting under the lock keeps the order of arrival.
         async with self._lock:
-            now = self._clock()
-            wait = self._next - now
-            self._next = max(now, self._next) + self._interval
-        if wait > 0:
-            await asyncio.sleep(wait)
+            if len(self._sent) == self._burst:
+                wait = self._sent[0] + self._window - self._clock()
+                if wait > 0:
+                    await self._sleep(wait)
+            self._sent.append(self._clock())
 
 
 class UploadConflict(PermanentError):
