@@ -242,7 +242,11 @@ class Journal(Protocol):
     ) -> list[tuple[int, str]]: ...
     def release_all_leases(self) -> int: ...
     def claim(
-        self, stages: Iterable[Stage], limit: int, lease_seconds: float = ...
+        self,
+        stages: Iterable[Stage],
+        limit: int,
+        lease_seconds: float = ...,
+        ahead: float = ...,
     ) -> list[Document]: ...
     def next_due(self, stages: Iterable[Stage]) -> float | None: ...
     def advance(
@@ -383,9 +387,17 @@ class SqliteJournal:
             return cursor.rowcount
 
     def claim(
-        self, stages: Iterable[Stage], limit: int, lease_seconds: float = 86_400
+        self,
+        stages: Iterable[Stage],
+        limit: int,
+        lease_seconds: float = 86_400,
+        ahead: float = 0.0,
     ) -> list[Document]:
-        """Lease up to ``limit`` due documents in ``stages``, oldest due first."""
+        """Lease up to ``limit`` due documents in ``stages``, oldest due first.
+
+        Documents due within ``ahead`` seconds count as due, so that a worker
+        whose documents fall due one by one can take them in batches.
+        """
         stage_list = [stage.value for stage in stages]
         marks = ",".join("?" * len(stage_list))
         now = self._clock()
@@ -397,7 +409,7 @@ class SqliteJournal:
                 "  AND not_before <= ? AND lease_until <= ?"
                 "  ORDER BY not_before, id LIMIT ?)"
                 " RETURNING *",
-                (now + lease_seconds, *stage_list, now, now, limit),
+                (now + lease_seconds, *stage_list, now + ahead, now, limit),
             ).fetchall()
         documents = [Document._from_row(row) for row in rows]
 

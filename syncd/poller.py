@@ -46,6 +46,16 @@ SWEEP_EVERY_INTERVALS = 0.5
 # records whose update the service commits out of order.
 SWEEP_OVERLAP_SECONDS = 1.0
 SWEEP_MAX_PAGES = 10
+# Polls are taken in batches: each wakeup also takes the documents falling
+# due within this share of the first poll interval (at most a second). Ten
+# thousand documents at the longest interval fall due about eleven a second;
+# waking for each one on its own costs more than twice the CPU per poll that
+# waking for a batch of them does (measured against the simulator).
+POLL_BATCH_FRACTION = 0.05
+POLL_BATCH_MAX_SECONDS = 1.0
+# Polls are small reads; enough of them run at once for a whole batch. All
+# of them still share the client's rate limit.
+POLL_CONCURRENCY = 16
 
 
 class Poller(Worker):
@@ -61,7 +71,12 @@ class Poller(Worker):
 
     @property
     def concurrency(self) -> int:
-        return max(4, self.context.settings.upload.concurrency)
+        return max(POLL_CONCURRENCY, self.context.settings.upload.concurrency)
+
+    @property
+    def claim_ahead(self) -> float:
+        interval = self.context.settings.poll.interval_seconds
+        return min(POLL_BATCH_MAX_SECONDS, interval * POLL_BATCH_FRACTION)
 
     async def step(self, doc: Document) -> None:
         assert doc.remote_id is not None

@@ -78,6 +78,16 @@ class Worker(abc.ABC):
     def concurrency(self) -> int:
         return 4
 
+    @property
+    def claim_ahead(self) -> float:
+        """Seconds before its due time a document may be taken with others.
+
+        Whenever the runner wakes for a due document, it also takes those
+        falling due this soon after it, so that documents due one by one
+        are handled in batches.
+        """
+        return 0.0
+
     @abc.abstractmethod
     async def step(self, doc: Document) -> None:
         """Do one step for ``doc`` and commit its next stage in the journal."""
@@ -121,7 +131,10 @@ class Runner:
                 running = {task for task in running if not task.done()}
                 free = self.worker.concurrency - len(running)
                 if free > 0 and self._work_is_due():
-                    for doc in journal.claim(self.worker.stages, free):
+                    claimed = journal.claim(
+                        self.worker.stages, free, ahead=self.worker.claim_ahead
+                    )
+                    for doc in claimed:
                         task = asyncio.create_task(self._step(doc))
                         task.add_done_callback(self._step_done)
                         running.add(task)

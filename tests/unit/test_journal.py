@@ -73,6 +73,20 @@ def test_claim_skips_documents_not_yet_due(
     assert len(journal.claim([Stage.DISCOVERED], 1)) == 1
 
 
+def test_claim_ahead_takes_documents_falling_due_that_soon(
+    journal: SqliteJournal, clock: Clock
+) -> None:
+    journal.add_discovered([("a.pdf", 10, 1), ("b.pdf", 10, 1), ("c.pdf", 10, 1)])
+    claimed = journal.claim([Stage.DISCOVERED], 3)
+    for doc, wait in zip(claimed, (0, 0.8, 1.5), strict=True):
+        journal.reschedule(doc, not_before=clock.now + wait)
+
+    taken = journal.claim([Stage.DISCOVERED], 10, ahead=1.0)
+
+    assert [doc.path for doc in taken] == ["a.pdf", "b.pdf"]
+    assert journal.next_due([Stage.DISCOVERED]) == clock.now + 1.5
+
+
 def test_release_all_leases_resumes_work_after_a_crash(
     tmp_path: Path, clock: Clock
 ) -> None:
