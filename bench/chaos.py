@@ -30,13 +30,12 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.common import API_KEY, free_port
 from bench.reliability_common import (
-    API_KEY,
     WEBHOOK_SECRET,
     DaemonProcess,
     audit,
     drop,
-    free_port,
     machine,
     make_corpus,
     print_report,

@@ -27,14 +27,13 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.common import API_KEY, free_port
 from bench.reliability_common import (
-    API_KEY,
     WEBHOOK_SECRET,
     DaemonProcess,
     OutageSimulator,
     audit,
     drop,
-    free_port,
     live,
     machine,
     make_corpus,

@@ -33,25 +33,18 @@ from typing import Any
 
 import httpx
 import pypdf
-import yaml
 
+from bench import common
+from bench.common import API_KEY, ROOT
 from syncd.simulator import Simulator
 from syncd.simulator.samples import make_pdf
 
-ROOT = Path(__file__).resolve().parent.parent
-API_KEY = "bench-key"
 WEBHOOK_SECRET = "bench-webhook-secret"
 WEBHOOK_PATH = "/webhooks/accessibledocs"
 WEBHOOKS_API = "/v1/admin/company/webhooks"
 JOURNAL = "journal.sqlite3"
 # Every tenth of a second is enough to see a process come up or work finish.
 POLL_SECONDS = 0.1
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def machine() -> str:
@@ -178,35 +171,20 @@ def write_config(
     daemon: the faults suite switches faults on only after it, so that a
     failed registration cannot turn the run into a polling-only one.
     """
-    config: dict[str, Any] = {
-        "api": {
-            "base_url": sim.base_url,
-            "key": API_KEY,
-            "max_requests_per_second": None,
-            "timeout_seconds": 10,
-        },
-        "folders": {
-            "inbox": "inbox",
-            "outbox": "outbox",
-            "archive": "archive",
-            "failed": "failed",
-        },
-        "state_dir": "state",
-        "upload": {"purchase_order": "PO-2026-014", "concurrency": concurrency},
+    sections: dict[str, dict[str, Any]] = {
+        "api": {"timeout_seconds": 10},
+        "upload": {"concurrency": concurrency},
         "watch": {"settle_seconds": 0.3, "rescan_seconds": 2},
         "poll": {
             "interval_seconds": poll_seconds,
             "max_interval_seconds": max_poll_seconds,
         },
-        "http": {"listen": None},
-        "logging": {"level": "info", "format": "json"},
     }
     if port is not None:
-        config["http"] = {"listen": f"127.0.0.1:{port}"}
-        config["webhook"] = {"enabled": True, "secret": WEBHOOK_SECRET}
-    layout.config.write_text(yaml.safe_dump(config))
+        sections["http"] = {"listen": f"127.0.0.1:{port}"}
+        sections["webhook"] = {"enabled": True, "secret": WEBHOOK_SECRET}
 
-    return layout.config
+    return common.write_config(layout.root, sim.base_url, **sections)
 
 
 def register_webhook(sim: Simulator, port: int) -> None:
