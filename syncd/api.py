@@ -190,8 +190,9 @@ class RateLimiter:
     them from 429s; ``rate`` of None or 0 turns it off. It is a sliding
     window, not an even spacing: a batch of polls that fits within the rate
     leaves at once, in one wakeup, and the next waits only when the last
-    ``rate`` requests all left within the past second. A rate below one a
-    second allows one request per ``1 / rate`` seconds.
+    ``rate`` requests all left within the past second. A fractional rate
+    rounds down (2.5 allows two a second); a rate below one a second allows
+    one request per ``1 / rate`` seconds.
     """
 
     def __init__(
@@ -201,7 +202,7 @@ class RateLimiter:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._burst = max(1, int(rate)) if rate else 0
-        self._window = self._burst / rate if rate else 0.0
+        self._window = max(1.0, 1.0 / rate) if rate else 0.0
         self._clock = clock
         self._sleep = sleep
         # When each of the last ``burst`` requests left.

@@ -58,6 +58,12 @@ def test_a_rate_below_one_spaces_single_requests() -> None:
     assert times == [0.0, 2.0, 4.0]
 
 
+def test_a_fractional_rate_never_exceeds_itself_in_one_second() -> None:
+    times, _ = _send_times(2.5, 6)
+
+    assert times == [0.0, 0.0, 1.0, 1.0, 2.0, 2.0]
+
+
 def test_no_rate_means_no_waiting() -> None:
     times, clock = _send_times(None, 50)
 
