@@ -193,6 +193,11 @@ class RateLimiter:
     ``rate`` requests all left within the past second. A fractional rate
     rounds down (2.5 allows two a second); a rate below one a second allows
     one request per ``1 / rate`` seconds.
+
+    Routine polls are background requests: they queue among themselves and
+    only one of them at a time waits beside the others, so that when the
+    limit is reached thousands of documents being polled do not starve the
+    uploads and downloads of new ones.
     """
 
     def __init__(
@@ -208,10 +213,18 @@ class RateLimiter:
         # When each of the last ``burst`` requests left.
         self._sent: collections.deque[float] = collections.deque(maxlen=self._burst)
         self._lock = asyncio.Lock()
+        self._background = asyncio.Lock()
 
-    async def acquire(self) -> None:
+    async def acquire(self, background: bool = False) -> None:
         if not self._burst:
             return
+        if background:
+            async with self._background:
+                await self._take_turn()
+        else:
+            await self._take_turn()
+
+    async def _take_turn(self) -> None:
         # Waiting under the lock keeps the order of arrival.
         async with self._lock:
             if len(self._sent) == self._burst:
@@ -308,10 +321,16 @@ class ApiClient:
 
         return RemoteFile.parse(response.json())
 
-    async def get_file(self, file_id: str) -> RemoteFile | None:
-        """The file record, or None when the service does not know the id."""
+    async def get_file(
+        self, file_id: str, background: bool = False
+    ) -> RemoteFile | None:
+        """The file record, or None when the service does not know the id.
+
+        ``background`` for a routine poll: it yields to other requests when
+        the rate limit is reached (see :class:`RateLimiter`).
+        """
         path = ASSUMED_FILE_PATH.format(id=file_id)
-        response = await self._call("GET", path, allow={404})
+        response = await self._call("GET", path, allow={404}, background=background)
         if response.status_code == 404:
             return None
 
@@ -471,12 +490,13 @@ class ApiClient:
         *,
         replay_lost: bool = True,
         allow: frozenset[int] | set[int] = frozenset(),
+        background: bool = False,
         **kwargs: Any,
     ) -> httpx.Response:
         """One API request, retried; ``replay_lost`` False for one that creates."""
 
         async def attempt() -> httpx.Response:
-            await self._limiter.acquire()
+            await self._limiter.acquire(background)
             request = self._api_request(method, path, **kwargs)
             response = await self._send(request, stream=False)
             if response.status_code not in allow:

@@ -54,7 +54,8 @@ SWEEP_MAX_PAGES = 10
 POLL_BATCH_FRACTION = 0.05
 POLL_BATCH_MAX_SECONDS = 1.0
 # Polls are small reads; enough of them run at once for a whole batch. All
-# of them still share the client's rate limit.
+# of them still share the client's rate limit, where they yield to uploads
+# and downloads.
 POLL_CONCURRENCY = 16
 
 
@@ -81,7 +82,7 @@ class Poller(Worker):
     async def step(self, doc: Document) -> None:
         assert doc.remote_id is not None
         journal = self.context.journal
-        record = await self.context.api.get_file(doc.remote_id)
+        record = await self.context.api.get_file(doc.remote_id, background=True)
         if record is None:
             raise PermanentError(
                 "remote_missing",

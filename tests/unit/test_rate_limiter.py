@@ -20,6 +20,8 @@ class _Time:
     async def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         self.now += seconds
+        # Let the other waiters run, as a real sleep would.
+        await asyncio.sleep(0)
 
 
 def _send_times(rate: float | None, requests: int) -> tuple[list[float], _Time]:
@@ -86,3 +88,33 @@ def test_waiters_share_one_limit_in_their_order_of_arrival() -> None:
     asyncio.run(all_at_once())
 
     assert order == [(0, 0.0), (1, 0.0), (2, 1.0), (3, 1.0), (4, 2.0)]
+
+
+def test_background_requests_let_the_others_go_first() -> None:
+    clock = _Time()
+    limiter = RateLimiter(2, clock=clock, sleep=clock.sleep)
+    sent: dict[str, float] = {}
+
+    async def one(name: str) -> None:
+        await limiter.acquire(background=name.startswith("poll"))
+        sent[name] = clock.now
+
+    async def polls_then_uploads() -> None:
+        # The first second is used up; four polls, then two uploads, arrive.
+        await limiter.acquire()
+        await limiter.acquire()
+        names = ["poll-1", "poll-2", "poll-3", "poll-4", "upload-1", "upload-2"]
+        await asyncio.gather(*(one(name) for name in names))
+
+    asyncio.run(polls_then_uploads())
+
+    # Only one poll at a time waits beside the uploads: they do not queue
+    # behind all four.
+    assert sent == {
+        "poll-1": 1.0,
+        "upload-1": 1.0,
+        "upload-2": 2.0,
+        "poll-2": 2.0,
+        "poll-3": 3.0,
+        "poll-4": 3.0,
+    }
