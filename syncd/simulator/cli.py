@@ -121,6 +121,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     faults.add_argument("--retry-after-seconds", type=int, default=1, metavar="S")
     faults.add_argument("--drop-rate", type=float, default=0.0, metavar="R")
+    faults.add_argument("--lost-answer-rate", type=float, default=0.0, metavar="R")
     faults.add_argument("--truncate-rate", type=float, default=0.0, metavar="R")
     faults.add_argument("--latency-ms", type=float, default=0.0, metavar="MS")
     faults.add_argument("--latency-spike-rate", type=float, default=0.0, metavar="R")
@@ -167,6 +168,7 @@ def options_from(args: argparse.Namespace) -> SimulatorOptions:
         retry_after_form=args.retry_after_form,
         retry_after_seconds=args.retry_after_seconds,
         drop_rate=args.drop_rate,
+        lost_answer_rate=args.lost_answer_rate,
         truncate_rate=args.truncate_rate,
         latency_seconds=args.latency_ms / 1000,
         latency_spike_rate=args.latency_spike_rate,

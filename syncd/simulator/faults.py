@@ -8,6 +8,8 @@ fault kind matches a line of the contract's "Errors and limits" section:
 - ``429``: too many requests, with ``Retry-After`` in seconds, as an HTTP
   date (RFC 9110, 10.2.3), or alternating between the two.
 - ``drop``: the connection is closed before any answer is sent.
+- ``lost``: the request is carried out, then the connection is closed
+  instead of answering: the client cannot tell whether it took effect.
 - ``truncate``: a PDF answer stops half way while ``Content-Length`` promises
   the whole file, then the connection closes.
 - latency, with occasional spikes (logged as ``spike``).
@@ -83,7 +85,8 @@ class _Bucket:
 class FaultController:
     """Thread-safe holder of the fault settings and of their random draws.
 
-    One uniform draw per request chooses among 500, 429, drop and truncate,
+    One uniform draw per request chooses among 500, 429, drop, lost and
+    truncate,
     so with a fixed ``seed`` the sequence of faults is repeatable for the
     same sequence of requests.
     """
@@ -129,6 +132,7 @@ class FaultController:
                 ("500", settings.error_rate),
                 ("429", settings.rate_429),
                 ("drop", settings.drop_rate),
+                ("lost", settings.lost_answer_rate),
                 ("truncate", settings.truncate_rate),
             ):
                 if draw < rate:
@@ -201,6 +205,10 @@ class FaultMiddleware:
         elif decision.fault == "drop":
             info["fault"] = "drop"
             await _close_connection(scope, receive)
+        elif decision.fault == "lost":
+            info["fault"] = "lost"
+            status = await _carry_out_unanswered(self._app, scope, receive)
+            await _close_connection(scope, receive, status)
         elif decision.fault == "truncate":
             await self._app(scope, receive, _truncating(scope, send))
         else:
@@ -219,9 +227,26 @@ def _transport(scope: Scope) -> asyncio.Transport:
     return transport  # type: ignore[no-any-return]
 
 
-async def _close_connection(scope: Scope, receive: Receive) -> None:
+async def _carry_out_unanswered(app: ASGIApp, scope: Scope, receive: Receive) -> int:
+    """Run the request through ``app``, keep its answer; return its status."""
+    status = 500
+
+    async def keep(message: Message) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = int(message["status"])
+
+    await app(scope, receive, keep)
+
+    return status
+
+
+async def _close_connection(
+    scope: Scope, receive: Receive, status: int | None = None
+) -> None:
+    """Close the connection; ``status`` is what the client was never sent."""
     transport = _transport(scope)
-    record_unanswered(scope)
+    record_unanswered(scope, status)
     transport.close()
     # Return only once uvicorn has seen the connection go; returning earlier
     # makes it log "returned without starting response" and try a 500.

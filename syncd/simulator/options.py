@@ -62,7 +62,7 @@ def _default_purchase_orders() -> list[PurchaseOrder]:
 class FaultSettings:
     """The misbehaviour that can be switched on and off while the server runs.
 
-    The four random faults share one draw per request, so their rates must add
+    The five random faults share one draw per request, so their rates must add
     up to at most 1. ``truncate_rate`` only bites on responses that carry a PDF
     (downloads); other requests that draw it are served normally.
     """
@@ -70,6 +70,7 @@ class FaultSettings:
     error_rate: float = 0.0
     rate_429: float = 0.0
     drop_rate: float = 0.0
+    lost_answer_rate: float = 0.0
     truncate_rate: float = 0.0
     retry_after_seconds: int = 1
     retry_after_form: RetryAfterForm = "seconds"
@@ -86,17 +87,24 @@ class FaultSettings:
             "error_rate": self.error_rate,
             "rate_429": self.rate_429,
             "drop_rate": self.drop_rate,
+            "lost_answer_rate": self.lost_answer_rate,
             "truncate_rate": self.truncate_rate,
             "latency_spike_rate": self.latency_spike_rate,
         }
         for name, value in rates.items():
             if not _is_number(value) or not 0.0 <= value <= 1.0:
                 found.append(f"{name}: must be between 0 and 1, got {value!r}")
-        shared = self.error_rate + self.rate_429 + self.drop_rate + self.truncate_rate
+        shared_rates = (
+            "error_rate",
+            "rate_429",
+            "drop_rate",
+            "lost_answer_rate",
+            "truncate_rate",
+        )
+        shared = sum(rates[name] for name in shared_rates)
         if _is_number(shared) and shared > 1.0 + 1e-9:
             found.append(
-                "error_rate + rate_429 + drop_rate + truncate_rate: must not "
-                f"exceed 1, got {shared:g}"
+                f"{' + '.join(shared_rates)}: must not exceed 1, got {shared:g}"
             )
         for name, value in {
             "latency_seconds": self.latency_seconds,
@@ -192,6 +200,7 @@ class SimulatorOptions:
     error_rate: float = 0.0
     rate_429: float = 0.0
     drop_rate: float = 0.0
+    lost_answer_rate: float = 0.0
     truncate_rate: float = 0.0
     retry_after_seconds: int = 1
     retry_after_form: RetryAfterForm = "seconds"

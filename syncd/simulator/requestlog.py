@@ -4,8 +4,9 @@ Each entry is a dict::
 
     {"t": epoch seconds at arrival, "origin": "api" | "storage" | "webhook-out",
      "method", "path", "status" (None when the connection was dropped or a
-     delivery got no answer), "file_id", "idempotency_key", "replay",
-     "leak", "fault": None | "500" | "429" | "drop" | "truncate" | "spike"}
+     delivery got no answer; for a lost answer, the one the client was not
+     sent), "file_id", "idempotency_key", "replay", "leak",
+     "fault": None | "500" | "429" | "drop" | "lost" | "truncate" | "spike"}
 
 Webhook deliveries add ``delivery_id`` and ``attempt``. A request to the
 storage origin that carries ``x-api-key`` is a leak: the contract forbids
@@ -105,15 +106,16 @@ class RequestLog:
                 self._file = None
 
 
-def record_unanswered(scope: Scope) -> None:
+def record_unanswered(scope: Scope, status: int | None = None) -> None:
     """Log the current request now as unanswered, before its connection goes.
 
     A client that sees its connection dropped must already find the request
-    in the log.
+    in the log. ``status`` is the answer it was not sent, if the request was
+    carried out; None if it was not.
     """
     record = request_info(scope).get(_RECORD_NOW)
     if record is not None:
-        record(None)
+        record(status, unanswered=True)
 
 
 def header(scope: Scope, name: bytes) -> bytes | None:
@@ -158,12 +160,14 @@ class LogMiddleware:
         started = time.time()
         recorded = False
 
-        def record(status: int | None) -> None:
+        def record(status: int | None, unanswered: bool = False) -> None:
             nonlocal recorded
             if recorded:
                 return
             recorded = True
-            if info.get("fault") == "drop" or info.get("client_gone"):
+            if not unanswered and (
+                info.get("fault") == "drop" or info.get("client_gone")
+            ):
                 status = None
             key = header(scope, b"idempotency-key")
             self._log.record(

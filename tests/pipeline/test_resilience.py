@@ -19,7 +19,8 @@ from tests.harness import (
 )
 
 
-def _run_against(tree: Tree, count: int = 8, **options: Any) -> Simulator:
+def _run_against(tree: Tree, count: int = 8, **options: Any) -> list[dict[str, Any]]:
+    """Deliver ``count`` files through a simulator with ``options``; its log."""
     for index in range(count):
         tree.drop(f"doc-{index:02}.pdf", pages=1 + index % 3)
     sim_options = SimulatorOptions(
@@ -35,7 +36,7 @@ def _run_against(tree: Tree, count: int = 8, **options: Any) -> Simulator:
                 assert delivered.read_bytes() == simulator.result_bytes(record["id"])
         assert simulator.creates() == count
         assert simulator.leaks() == 0
-        return simulator
+        return simulator.requests()
 
 
 @pytest.mark.parametrize("mode", ["bytes", "url", "redirect"])
@@ -56,9 +57,23 @@ def test_dropped_connections_never_create_a_second_record(tree: Tree) -> None:
 def test_dropped_connections_without_idempotency_still_one_record_each(
     tree: Tree,
 ) -> None:
-    # The service may ignore Idempotency-Key: then only looking for the
-    # lost record before asking again keeps it to one record per document.
+    # Dropped before the service saw them: asking again is right, and the
+    # look for a lost record before it finds nothing to reuse.
     _run_against(tree, drop_rate=0.15, honour_idempotency=False)
+
+
+def test_lost_answers_without_idempotency_still_one_record_each(
+    tree: Tree,
+) -> None:
+    # The service carries out the request and the answer never arrives: a
+    # create that did make a record, an upload that did store the bytes.
+    # Only looking for the record before asking again avoids a second one.
+    log = _run_against(tree, lost_answer_rate=0.2, honour_idempotency=False)
+
+    lost = {
+        (entry["origin"], entry["method"]) for entry in log if entry["fault"] == "lost"
+    }
+    assert {("api", "POST"), ("storage", "PUT")} <= lost
 
 
 def test_truncated_downloads_are_fetched_again(tree: Tree) -> None:

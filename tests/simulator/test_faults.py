@@ -64,6 +64,22 @@ def test_drop_closes_the_connection_without_an_answer(api: Api) -> None:
     assert (entry["fault"], entry["status"]) == ("drop", None)
 
 
+def test_a_lost_answer_is_carried_out_but_never_sent(api: Api) -> None:
+    api.sim.set_faults(lost_answer_rate=1.0)
+    pdf = make_pdf(1)
+    body = {"name": "lost.pdf", "size": len(pdf), "mime": "application/pdf"}
+
+    with pytest.raises(httpx.RemoteProtocolError):
+        api.http.post(FILES, json=body)
+
+    entry = api.sim.requests()[-1]
+    assert (entry["fault"], entry["status"]) == ("lost", 201)
+    api.sim.set_faults(lost_answer_rate=0.0)
+    assert [record["name"] for record in api.http.get(FILES).json()["items"]] == [
+        "lost.pdf"
+    ]
+
+
 @pytest.mark.parametrize("mode", ["bytes", "url"])
 def test_truncate_cuts_a_download_short_of_its_content_length(
     start_api, mode: str
