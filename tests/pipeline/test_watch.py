@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import shutil
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -166,6 +167,46 @@ def test_a_file_changed_during_upload_is_never_sent_as_half_of_each(
     with pytest.raises(ContentChanged):
         asyncio.run(read_while_changing(doc))
     journal.close()
+
+
+def test_a_file_rewritten_while_its_record_is_created_goes_up_as_the_new_one(
+    simulator: Simulator, tree: Tree
+) -> None:
+    # Every request takes half a second, so the file can be rewritten while
+    # syncd waits for its record, after it has read and hashed the old one.
+    simulator.set_faults(latency_seconds=0.5)
+    before = make_pdf(2, marker="before")
+    after = make_pdf(3, marker="after")
+    settings = make_settings(simulator, tree)
+    journal = tree.root / "state" / "journal.sqlite3"
+
+    with BackgroundDaemon(settings):
+        path = tree.drop("report.pdf", data=before)
+        wait_until(lambda: _stages(journal) == ["creating"], what="the create")
+        path.write_bytes(after)
+        wait_until(lambda: _stages(journal) == ["delivered"], what="delivery")
+
+    assert (tree.archive / "report.pdf").read_bytes() == after
+    delivered = (tree.outbox / "report.pdf").read_bytes()
+    assert delivered.startswith(after)
+    assert not tree.listing(tree.failed)
+    # The record made for the old content never got its bytes: it is never
+    # validated, so it costs no pages.
+    with_results = [
+        record for record in simulator.files() if record["state"] == "completed"
+    ]
+    assert len(with_results) == 1
+    assert simulator.result_bytes(with_results[0]["id"]) == delivered
+
+
+def _stages(journal: Path) -> list[str]:
+    if not journal.exists():
+        return []
+    db = sqlite3.connect(f"file:{journal}?mode=ro", uri=True, timeout=5)
+    try:
+        return [row[0] for row in db.execute("SELECT stage FROM documents")]
+    finally:
+        db.close()
 
 
 def test_nfd_and_nfc_names_are_one_document(tmp_path: Path) -> None:
