@@ -9,6 +9,7 @@ import pytest
 
 from syncd.errors import ExitCode
 from syncd.simulator import Simulator, SimulatorOptions
+from syncd.simulator.samples import make_pdf
 from tests.harness import (
     API_KEY,
     BackgroundDaemon,
@@ -87,8 +88,6 @@ def test_expired_upload_urls_are_renewed(tree: Tree) -> None:
 def test_same_content_twice_is_uploaded_once_and_delivered_twice(
     simulator: Simulator, tree: Tree
 ) -> None:
-    from syncd.simulator.samples import make_pdf
-
     data = make_pdf(2)
     tree.drop("a.pdf", data=data)
     tree.drop("copy/a-again.pdf", data=data)
@@ -102,8 +101,6 @@ def test_same_content_twice_is_uploaded_once_and_delivered_twice(
 def test_duplicates_upload_sends_same_content_again(
     simulator: Simulator, tree: Tree
 ) -> None:
-    from syncd.simulator.samples import make_pdf
-
     data = make_pdf(2)
     tree.drop("a.pdf", data=data)
     tree.drop("b.pdf", data=data)
@@ -112,6 +109,32 @@ def test_duplicates_upload_sends_same_content_again(
     assert run_once(settings) == ExitCode.OK
 
     assert simulator.creates() == 2
+
+
+def test_a_request_the_service_refuses_fails_the_document_with_its_message(
+    tree: Tree,
+) -> None:
+    # The service takes smaller files than syncd lets through: its 413 is a
+    # final answer, not one to retry.
+    tree.drop("large.pdf", data=make_pdf(40))
+    tree.drop("small.pdf")
+    options = SimulatorOptions(
+        api_key=API_KEY, processing_seconds=0.2, max_upload_bytes=2048
+    )
+    with Simulator(options) as simulator:
+        assert run_once(make_settings(simulator, tree)) == ExitCode.SOME_FAILED
+        creates = [
+            entry
+            for entry in simulator.requests()
+            if entry["method"] == "POST" and entry["status"] == 413
+        ]
+
+    assert tree.listing(tree.outbox) == ["small.pdf"]
+    assert tree.listing(tree.failed) == ["large.pdf", "large.pdf.error.json"]
+    report = json.loads((tree.failed / "large.pdf.error.json").read_text())
+    assert report["reason"] == "too_large"
+    assert "exceeds the maximum of 2048 bytes" in report["message"]
+    assert len(creates) == 1
 
 
 def test_a_document_the_service_rejects_fails_with_its_reason(tree: Tree) -> None:
@@ -147,8 +170,6 @@ def _uploaded(simulator: Simulator) -> int:
 def test_a_route_may_ask_for_same_content_to_be_uploaded_again(
     simulator: Simulator, tree: Tree
 ) -> None:
-    from syncd.simulator.samples import make_pdf
-
     data = make_pdf(2)
     tree.drop("audit/a.pdf", data=data)
     tree.drop("audit/b.pdf", data=data)
