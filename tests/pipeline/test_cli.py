@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from syncd.simulator import PurchaseOrder, Simulator, SimulatorOptions
-from tests.harness import API_KEY, Tree
+from tests.harness import API_KEY, Tree, wait_until
 
 
 def config_file(tree: Tree, simulator: Simulator, **changes: Any) -> Path:
@@ -187,3 +187,74 @@ def _pdf() -> bytes:
     from syncd.simulator.samples import make_pdf
 
     return make_pdf(1, marker="fixed")
+
+
+def test_each_milestone_is_one_line_at_its_level(tree: Tree) -> None:
+    tree.drop("good.pdf", pages=2)
+    tree.drop("bad.pdf", data=b"not a pdf at all")
+    tree.drop("held/waiting.pdf")
+    spent = PurchaseOrder(id="po_9", number="PO-SPENT", pages=10, used_pages=10)
+    options = SimulatorOptions(
+        api_key=API_KEY,
+        processing_seconds=0.2,
+        purchase_orders=[PurchaseOrder(id="po_1", number="PO-2026-014"), spent],
+    )
+    with Simulator(options) as simulator:
+        config = config_file(
+            tree,
+            simulator,
+            watch={"settle_seconds": 1},
+            routes=[{"folder": "held", "purchase_order": "PO-SPENT"}],
+        )
+        process = subprocess.Popen(
+            [sys.executable, "-m", "syncd", "once", "-c", str(config)],
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "TEST_API_KEY": API_KEY},
+        )
+        try:
+            # Once the purchase orders are read, the service fails for a
+            # while: the create meets it, its retries are logged as warnings.
+            wait_until(lambda: _requested(simulator, "GET", "purchase-orders"))
+            simulator.set_faults(error_rate=1.0)
+            wait_until(lambda: _requested(simulator, "POST", "files", fault="500"))
+            simulator.set_faults(error_rate=0.0)
+            wait_until(lambda: tree.listing(tree.outbox) == ["good.pdf"])
+        finally:
+            process.terminate()
+            _, stderr = process.communicate(timeout=30)
+
+    events = [json.loads(line) for line in stderr.splitlines()]
+    by_file: dict[str, list[tuple[str, str]]] = {}
+    for event in events:
+        if "file" in event and event["event"].startswith("document."):
+            by_file.setdefault(event["file"], []).append(
+                (event["event"], event["level"])
+            )
+    info = [name for name, level in by_file["good.pdf"] if level == "info"]
+    assert info == [
+        "document.discovered",
+        "document.stable",
+        "document.uploaded",
+        "document.completed",
+        "document.delivered",
+    ]
+    uploaded = next(e for e in events if e["event"] == "document.uploaded")
+    assert uploaded["pages"] == 2 and uploaded["remote_id"]
+    delivered = next(e for e in events if e["event"] == "document.delivered")
+    assert delivered["total_seconds"] is not None
+    assert ("document.failed", "error") in by_file["bad.pdf"]
+    assert ("document.held", "warning") in by_file["held/waiting.pdf"]
+    retries = [e for e in events if e["event"] in ("api.retry", "document.retry")]
+    assert retries and {event["level"] for event in retries} == {"warning"}
+
+
+def _requested(
+    simulator: Simulator, method: str, path_end: str, fault: str | None = None
+) -> bool:
+    return any(
+        entry["method"] == method
+        and entry["path"].endswith(path_end)
+        and (fault is None or entry["fault"] == fault)
+        for entry in simulator.requests()
+    )
