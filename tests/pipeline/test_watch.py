@@ -35,6 +35,24 @@ def test_a_file_dropped_while_running_is_delivered(
     assert simulator.creates() == 1
 
 
+def test_a_file_no_event_announced_is_found_by_the_rescan(
+    simulator: Simulator, tree: Tree
+) -> None:
+    settings = make_settings(simulator, tree, watch={"rescan_seconds": 1})
+    with BackgroundDaemon(settings) as running:
+        watcher = running.daemon.watcher
+        assert watcher is not None
+        # As if the event queue had overflowed: no event reaches syncd.
+        watcher.stop()
+        tree.drop("unannounced.pdf")
+        wait_until(
+            lambda: tree.listing(tree.outbox) == ["unannounced.pdf"],
+            what="delivery",
+        )
+
+    assert simulator.creates() == 1
+
+
 def test_a_folder_moved_in_at_once_delivers_all_its_files(
     simulator: Simulator, tree: Tree
 ) -> None:
