@@ -86,9 +86,8 @@ class FaultController:
     """Thread-safe holder of the fault settings and of their random draws.
 
     One uniform draw per request chooses among 500, 429, drop, lost and
-    truncate,
-    so with a fixed ``seed`` the sequence of faults is repeatable for the
-    same sequence of requests.
+    truncate, so with a fixed ``seed`` the sequence of faults is repeatable
+    for the same sequence of requests.
     """
 
     def __init__(self, settings: FaultSettings, seed: int | None = None) -> None:
