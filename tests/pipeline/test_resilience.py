@@ -58,8 +58,8 @@ def test_dropped_connections_never_create_a_second_record(tree: Tree) -> None:
 def test_dropped_connections_without_idempotency_still_one_record_each(
     tree: Tree,
 ) -> None:
-    # Dropped before the service saw them: asking again is right, and the
-    # look for a lost record before it finds nothing to reuse.
+    # Dropped before the service saw them: nothing was created, so the look
+    # for a lost record finds none and syncd asks again.
     _run_against(tree, drop_rate=0.15, honour_idempotency=False)
 
 
@@ -123,7 +123,7 @@ def test_a_request_the_service_refuses_fails_the_document_with_its_message(
     )
     with Simulator(options) as simulator:
         assert run_once(make_settings(simulator, tree)) == ExitCode.SOME_FAILED
-        creates = [
+        refused = [
             entry
             for entry in simulator.requests()
             if entry["method"] == "POST" and entry["status"] == 413
@@ -134,7 +134,7 @@ def test_a_request_the_service_refuses_fails_the_document_with_its_message(
     report = json.loads((tree.failed / "large.pdf.error.json").read_text())
     assert report["reason"] == "too_large"
     assert "exceeds the maximum of 2048 bytes" in report["message"]
-    assert len(creates) == 1
+    assert len(refused) == 1
 
 
 def test_a_document_the_service_rejects_fails_with_its_reason(tree: Tree) -> None:
