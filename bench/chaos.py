@@ -58,6 +58,7 @@ def crash_loop(
     seed: int = 20261203,
     processing_seconds: float = 0.5,
     max_alive_seconds: float = 2.5,
+    latency_seconds: float = 0.005,
     finish_timeout: float = 600.0,
     keep: Path | None = None,
 ) -> dict[str, Any]:
@@ -72,7 +73,7 @@ def crash_loop(
         api_key=API_KEY,
         processing_seconds=processing_seconds,
         webhook_secret=WEBHOOK_SECRET,
-        latency_seconds=0.005,
+        latency_seconds=latency_seconds,
         seed=seed,
     )
     started = time.monotonic()
