@@ -24,7 +24,8 @@ operator with an account can check them (the README lists the same):
   ``status``, ``pages``, ``usedPages``, ``availablePages``; the list may be a
   bare array or wrapped in ``{"items": [...]}``.
 - ``ASSUMED_ERRORS``: 429 carries ``Retry-After``; 408, 429 and 5xx are
-  transient; error bodies carry a ``message``.
+  transient; error bodies carry a ``message``; a create answered with an
+  error made no record (only a lost answer leaves that open).
 
 Documented, and relied on as such: the ``x-api-key`` header, the create body
 and the file object's field names, upload URLs on another host (so the key is

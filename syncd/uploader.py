@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from syncd import files
 from syncd.api import UploadConflict, UploadUrlExpired, epoch
-from syncd.errors import PermanentError, SyncdError, TransientError
+from syncd.errors import ConnectionLost, PermanentError, SyncdError, TransientError
 from syncd.journal import Document, Stage
 from syncd.logs import get_logger
 from syncd.workers import Worker
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
     from syncd.api import RemoteFile
+    from syncd.workers import Context
 
 log = get_logger(__name__)
 
@@ -66,6 +67,13 @@ class Uploader(Worker):
         Stage.CREATING,
         Stage.UPLOADING,
     )
+
+    def __init__(self, context: Context) -> None:
+        super().__init__(context)
+        # Documents whose last create was answered with an error: the service
+        # made nothing, so the next try need not look for a lost record. In
+        # memory only: after a restart, every first try looks.
+        self._answered_no: set[int] = set()
 
     @property
     def concurrency(self) -> int:
@@ -168,7 +176,9 @@ class Uploader(Worker):
         journal = self.context.journal
         api = self.context.api
         upload = self.context.settings.upload_for(Path(doc.path))
-        record = await self._find_lost_record(doc) if repeat else None
+        in_doubt = repeat and doc.id not in self._answered_no
+        self._answered_no.discard(doc.id)
+        record = await self._find_lost_record(doc) if in_doubt else None
         if record is None:
             order_id = None
             if upload.purchase_order:
@@ -182,6 +192,12 @@ class Uploader(Worker):
                     purchase_order_id=order_id,
                     idempotency_key=doc.idempotency_key,
                 )
+            except ConnectionLost:
+                raise
+            except TransientError:
+                # An error answer: nothing was made (see ApiClient.create_file).
+                self._answered_no.add(doc.id)
+                raise
             except PermanentError as exc:
                 if exc.reason != "purchase_order_refused":
                     raise

@@ -77,6 +77,29 @@ def test_lost_answers_without_idempotency_still_one_record_each(
     assert {("api", "POST"), ("storage", "PUT")} <= lost
 
 
+def test_a_create_refused_by_the_rate_limit_is_asked_again_without_a_search(
+    tree: Tree,
+) -> None:
+    # A service that takes one request a second, with no burst: were each
+    # retry to look for a lost record first, the look would take the second's
+    # only turn and the create would be refused every time.
+    tree.drop("a.pdf")
+    options = SimulatorOptions(
+        api_key=API_KEY, processing_seconds=0.2, rate_limit_per_second=1.0
+    )
+    with Simulator(options) as simulator:
+        assert run_once(make_settings(simulator, tree), timeout=30) == ExitCode.OK
+        refused = [
+            entry
+            for entry in simulator.requests()
+            if entry["method"] == "POST" and entry["status"] == 429
+        ]
+        assert simulator.creates() == 1
+
+    assert tree.listing(tree.outbox) == ["a.pdf"]
+    assert refused, "the service's limit never refused a create"
+
+
 def test_truncated_downloads_are_fetched_again(tree: Tree) -> None:
     _run_against(tree, truncate_rate=0.3)
 
