@@ -196,11 +196,11 @@ class DaemonProcess:
 
         wait_until(seen, timeout=timeout, what=f"log event {name!r}")
 
-    def stop(self, timeout: float = 15) -> int:
-        """SIGTERM, then the exit code (kills and fails after ``timeout``)."""
+    def stop(self, timeout: float = 15, signum: int | None = None) -> int:
+        """SIGTERM (or ``signum``), then the exit code; fails after ``timeout``."""
         assert self.process is not None
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+            self.process.send_signal(signal.SIGTERM if signum is None else signum)
         try:
             return self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import signal
 import time
 import uuid
 from typing import TYPE_CHECKING
@@ -237,8 +238,11 @@ def test_service_lifecycle_notifies_ready_status_watchdog_and_stopping(
     assert all(0.5 <= gap <= 1.9 for gap in gaps), gaps
 
 
-def test_sigterm_mid_run_loses_no_document_across_a_restart(
-    simulator: Simulator, tree: Tree, notify_socket: NotifySocket
+@pytest.mark.parametrize(
+    "signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"]
+)
+def test_a_stop_signal_mid_run_loses_no_document_across_a_restart(
+    simulator: Simulator, tree: Tree, notify_socket: NotifySocket, signum: int
 ) -> None:
     config = tree.root / "config.yaml"
     write_config(config, simulator, tree)
@@ -251,7 +255,7 @@ def test_sigterm_mid_run_loses_no_document_across_a_restart(
         notify_socket.wait_for("READY")
         wait_until(lambda: simulator.creates() >= 1, what="a first upload")
         stopped_at = time.monotonic()
-        code = first.stop(timeout=15)
+        code = first.stop(timeout=15, signum=signum)
         stop_seconds = time.monotonic() - stopped_at
     delivered_before = tree.listing(tree.outbox)
 
