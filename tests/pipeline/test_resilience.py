@@ -100,6 +100,36 @@ def test_a_create_refused_by_the_rate_limit_is_asked_again_without_a_search(
     assert refused, "the service's limit never refused a create"
 
 
+def test_timed_out_requests_are_retried_and_still_one_record_each(
+    tree: Tree,
+) -> None:
+    # A third of the requests take longer than syncd waits: each is given up
+    # and asked again, and no document gets a second record. (A request the
+    # service carries out unanswered is the lost-answer test above.)
+    count = 6
+    for index in range(count):
+        tree.drop(f"slow-{index}.pdf")
+    options = SimulatorOptions(
+        api_key=API_KEY,
+        processing_seconds=0.2,
+        honour_idempotency=False,
+        latency_spike_rate=0.3,
+        latency_spike_seconds=1.0,
+        seed=3,
+    )
+    with Simulator(options) as simulator:
+        settings = make_settings(simulator, tree, api={"timeout_seconds": 0.5})
+        assert run_once(settings, timeout=120) == ExitCode.OK
+        creates_asked = [
+            entry for entry in simulator.requests() if entry["method"] == "POST"
+        ]
+        assert simulator.creates() == count
+
+    assert len(tree.listing(tree.outbox)) == count
+    # Some creates were given up on and asked again.
+    assert len(creates_asked) > count
+
+
 def test_truncated_downloads_are_fetched_again(tree: Tree) -> None:
     _run_against(tree, truncate_rate=0.3)
 
