@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from syncd.simulator import PurchaseOrder, Simulator, SimulatorOptions
+from syncd.simulator.samples import make_pdf
 from tests.harness import API_KEY, Tree, wait_until
 
 
@@ -167,6 +168,26 @@ def test_once_then_status_then_retry(simulator: Simulator, tree: Tree) -> None:
     assert tree.listing(tree.outbox) == ["good.pdf", "sub/bad.pdf"]
 
 
+def test_retry_takes_ids_and_paths_together(simulator: Simulator, tree: Tree) -> None:
+    tree.drop("one.pdf", data=b"not a pdf")
+    tree.drop("two.pdf", data=b"not a pdf either")
+    path = config_file(tree, simulator)
+    assert syncd("once", "-c", str(path), "--timeout", "60").returncode == 1
+    report = json.loads(syncd("status", "-c", str(path), "--json").stdout)
+    ids = {failure["file"]: failure["id"] for failure in report["recent_failures"]}
+    (tree.failed / "one.pdf").write_bytes(make_pdf(1, marker="one"))
+    (tree.failed / "two.pdf").write_bytes(make_pdf(1, marker="two"))
+
+    retry = syncd(
+        "retry", "-c", str(path), str(ids["one.pdf"]), str(tree.failed / "two.pdf")
+    )
+
+    assert retry.returncode == 0, retry.stdout + retry.stderr
+    assert tree.listing(tree.failed) == []
+    assert syncd("once", "-c", str(path), "--timeout", "60").returncode == 0
+    assert tree.listing(tree.outbox) == ["one.pdf", "two.pdf"]
+
+
 def test_retry_of_an_unknown_document_says_so(simulator: Simulator, tree: Tree) -> None:
     result = syncd("retry", "-c", str(config_file(tree, simulator)), "12345")
 
@@ -184,12 +205,12 @@ def test_demo_runs_the_whole_pipeline_and_summarises() -> None:
 
 
 def _pdf() -> bytes:
-    from syncd.simulator.samples import make_pdf
-
     return make_pdf(1, marker="fixed")
 
 
-def test_each_milestone_is_one_line_at_its_level(tree: Tree) -> None:
+def test_milestones_log_at_their_levels_and_status_shows_what_is_held(
+    tree: Tree,
+) -> None:
     tree.drop("good.pdf", pages=2)
     tree.drop("bad.pdf", data=b"not a pdf at all")
     tree.drop("held/waiting.pdf")
@@ -223,6 +244,7 @@ def test_each_milestone_is_one_line_at_its_level(tree: Tree) -> None:
         finally:
             process.terminate()
             _, stderr = process.communicate(timeout=30)
+        status = json.loads(syncd("status", "-c", str(config), "--json").stdout)
 
     events = [json.loads(line) for line in stderr.splitlines()]
     by_file: dict[str, list[tuple[str, str]]] = {}
@@ -247,6 +269,13 @@ def test_each_milestone_is_one_line_at_its_level(tree: Tree) -> None:
     assert ("document.held", "warning") in by_file["held/waiting.pdf"]
     retries = [e for e in events if e["event"] in ("api.retry", "document.retry")]
     assert retries and {event["level"] for event in retries} == {"warning"}
+
+    # What is held, and why, is in the status, with the pages left.
+    (waiting,) = status["oldest_waiting"]
+    assert waiting["file"] == "held/waiting.pdf"
+    assert "PO-SPENT has 0 pages left" in waiting["held"]
+    orders = {o["number"]: o for o in status["purchase_orders"]["orders"]}
+    assert orders["PO-SPENT"]["available_pages"] == 0
 
 
 def _requested(
