@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import shutil
 import sqlite3
 from pathlib import Path
 
 import pytest
+from watchdog.observers import Observer
 
 from syncd import files
+from syncd import watcher as watcher_module
 from syncd.finisher import Finisher
 from syncd.journal import Document, SqliteJournal, Stage
 from syncd.simulator import Simulator
@@ -51,6 +54,22 @@ def test_a_file_no_event_announced_is_found_by_the_rescan(
         )
 
     assert simulator.creates() == 1
+
+
+def test_with_the_inotify_limit_reached_auto_falls_back_to_polling(
+    simulator: Simulator, tree: Tree, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class NoWatchesLeft(Observer):
+        def start(self) -> None:
+            raise OSError(errno.ENOSPC, "inotify watch limit reached")
+
+    monkeypatch.setattr(watcher_module, "Observer", NoWatchesLeft)
+    settings = make_settings(simulator, tree, watch={"mode": "auto"})
+    with BackgroundDaemon(settings) as running:
+        assert running.daemon.watcher is not None
+        assert running.daemon.watcher.mode == "polling"
+        tree.drop("new.pdf")
+        wait_until(lambda: tree.listing(tree.outbox) == ["new.pdf"], what="delivery")
 
 
 def test_a_folder_moved_in_at_once_delivers_all_its_files(
