@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from syncd.errors import ExitCode
 from syncd.simulator.options import (
     DOWNLOAD_MODES,
+    ERROR_STATUSES,
     MIB,
     RETRY_AFTER_FORMS,
     PurchaseOrder,
@@ -115,6 +116,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     faults = parser.add_argument_group("faults")
     faults.add_argument("--fault-500-rate", type=float, default=0.0, metavar="R")
+    faults.add_argument(
+        "--fault-status",
+        type=int,
+        default=500,
+        choices=ERROR_STATUSES,
+        help="the status --fault-500-rate answers with (default 500)",
+    )
     faults.add_argument("--fault-429-rate", type=float, default=0.0, metavar="R")
     faults.add_argument(
         "--retry-after-form", choices=RETRY_AFTER_FORMS, default="seconds"
@@ -164,6 +172,7 @@ def options_from(args: argparse.Namespace) -> SimulatorOptions:
         purchase_orders=orders,
         webhook_secret=args.webhook_secret,
         error_rate=args.fault_500_rate,
+        error_status=args.fault_status,
         rate_429=args.fault_429_rate,
         retry_after_form=args.retry_after_form,
         retry_after_seconds=args.retry_after_seconds,

@@ -4,7 +4,7 @@ One ``FaultController`` per simulator decides, request by request, what goes
 wrong; a ``FaultMiddleware`` in front of each origin carries it out. Every
 fault kind matches a line of the contract's "Errors and limits" section:
 
-- ``500``: a transient server error.
+- ``500``: a transient server error (or another of ``ERROR_STATUSES``).
 - ``429``: too many requests, with ``Retry-After`` in seconds, as an HTTP
   date (RFC 9110, 10.2.3), or alternating between the two.
 - ``drop``: the connection is closed before any answer is sent.
@@ -193,8 +193,9 @@ class FaultMiddleware:
             await asyncio.sleep(decision.delay)
 
         if decision.fault == "500":
-            info["fault"] = "500"
-            response = error_response(500, "simulated internal server error")
+            status = self._controller.settings.error_status
+            info["fault"] = str(status)
+            response = error_response(status, "simulated server error")
             await response(scope, receive, send)
         elif decision.fault == "429":
             info["fault"] = "429"

@@ -58,16 +58,22 @@ def _default_purchase_orders() -> list[PurchaseOrder]:
     return [PurchaseOrder(id="po_1", number="PO-2026-014")]
 
 
+# The transient answers ``error_rate`` can give: a timeout and server errors.
+ERROR_STATUSES = (408, 500, 502, 503, 504)
+
+
 @dataclasses.dataclass(frozen=True)
 class FaultSettings:
     """The misbehaviour that can be switched on and off while the server runs.
 
     The five random faults share one draw per request, so their rates must add
-    up to at most 1. ``truncate_rate`` only bites on responses that carry a PDF
+    up to at most 1. ``error_rate`` answers ``error_status`` (500 unless
+    set). ``truncate_rate`` only bites on responses that carry a PDF
     (downloads); other requests that draw it are served normally.
     """
 
     error_rate: float = 0.0
+    error_status: int = 500
     rate_429: float = 0.0
     drop_rate: float = 0.0
     lost_answer_rate: float = 0.0
@@ -125,6 +131,11 @@ class FaultSettings:
             found.append(
                 f"retry_after_form: must be one of {', '.join(RETRY_AFTER_FORMS)}, "
                 f"got {self.retry_after_form!r}"
+            )
+        if self.error_status not in ERROR_STATUSES:
+            found.append(
+                f"error_status: must be one of {', '.join(map(str, ERROR_STATUSES))}, "
+                f"got {self.error_status!r}"
             )
         limit = self.rate_limit_per_second
         if limit is not None and (not _is_number(limit) or limit <= 0):
@@ -198,6 +209,7 @@ class SimulatorOptions:
     result_lang: str = "en-US"
     # Faults; see FaultSettings for their meaning.
     error_rate: float = 0.0
+    error_status: int = 500
     rate_429: float = 0.0
     drop_rate: float = 0.0
     lost_answer_rate: float = 0.0

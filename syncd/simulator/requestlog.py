@@ -6,7 +6,8 @@ Each entry is a dict::
      "method", "path", "status" (None when the connection was dropped or a
      delivery got no answer; for a lost answer, the one the client was not
      sent), "file_id", "idempotency_key", "replay", "leak",
-     "fault": None | "500" | "429" | "drop" | "lost" | "truncate" | "spike"}
+     "fault": None | "500" (or another ``error_status``) | "429" | "drop" |
+     "lost" | "truncate" | "spike"}
 
 Webhook deliveries add ``delivery_id`` and ``attempt``. A request to the
 storage origin that carries ``x-api-key`` is a leak: the contract forbids

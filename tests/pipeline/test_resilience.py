@@ -51,6 +51,13 @@ def test_server_errors_and_rate_limits_are_retried(tree: Tree) -> None:
     _run_against(tree, error_rate=0.2, rate_429=0.1, retry_after_form="mixed")
 
 
+@pytest.mark.parametrize("status", [408, 502, 503, 504])
+def test_each_transient_status_is_retried(tree: Tree, status: int) -> None:
+    log = _run_against(tree, count=4, error_rate=0.3, error_status=status)
+
+    assert any(entry["status"] == status for entry in log)
+
+
 def test_dropped_connections_never_create_a_second_record(tree: Tree) -> None:
     _run_against(tree, drop_rate=0.15)
 

@@ -27,6 +27,17 @@ def test_error_rate_answers_500_with_an_error_body(api: Api) -> None:
     assert api.sim.requests()[-1]["fault"] == "500"
 
 
+def test_error_status_chooses_the_answer_of_error_rate(api: Api) -> None:
+    api.sim.set_faults(error_rate=1.0, error_status=503)
+
+    response = api.http.get(FILES)
+
+    assert response.status_code == 503
+    assert api.sim.requests()[-1]["fault"] == "503"
+    with pytest.raises(ValueError, match="error_status"):
+        api.sim.set_faults(error_status=404)
+
+
 def test_429_carries_retry_after_in_seconds(start_api) -> None:
     api = start_api(rate_429=1.0, retry_after_seconds=3)
 
