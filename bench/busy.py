@@ -20,7 +20,6 @@ bytes go to the storage host, outside the limit), so 200 files take at least
 from __future__ import annotations
 
 import argparse
-import asyncio
 import shutil
 import tempfile
 import time
@@ -37,7 +36,7 @@ from bench.common import (
     wait_for,
     write_config,
 )
-from bench.idle import create_records, seed_journal
+from bench.idle import seed_backlog
 
 RATE_LIMIT = 10
 SETTLE_SECONDS = 1.0
@@ -59,11 +58,8 @@ def main() -> None:
     flags += ["--po", f"{PURCHASE_ORDER}:{10 * (args.documents + args.new)}"]
     try:
         with SimulatorProcess(root, *flags) as sim:
-            inbox = root / "syncd" / "inbox"
+            inbox = seed_backlog(sim.base_url, root / "syncd", args.documents)
             state = root / "syncd" / "state"
-            drop_documents(inbox, args.documents)
-            remote_ids = asyncio.run(create_records(sim.base_url, inbox, 32))
-            seed_journal(state, inbox, remote_ids)
             config = write_config(
                 root / "syncd",
                 sim.base_url,
@@ -72,11 +68,7 @@ def main() -> None:
             )
 
             daemon = DaemonProcess(config, "run", sample_seconds=1.0)
-            wait_for(
-                lambda: bool(daemon.log_lines("daemon.ready")) or not daemon.running(),
-                timeout=120,
-                what="syncd to be ready",
-            )
+            daemon.wait_ready()
             time.sleep(args.warm_up)
             dropped = time.time()
             drop_documents(inbox / "new", args.new, prefix="new")

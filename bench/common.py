@@ -298,6 +298,14 @@ class DaemonProcess:
     def running(self) -> bool:
         return self.process.poll() is None
 
+    def wait_ready(self, timeout: float = 120) -> None:
+        """Wait for the ``daemon.ready`` log line, or for the process to end."""
+        wait_for(
+            lambda: bool(self.log_lines("daemon.ready")) or not self.running(),
+            timeout=timeout,
+            what="syncd to be ready",
+        )
+
     def log_lines(self, event: str) -> list[dict[str, Any]]:
         """The JSON log lines of ``event`` the process wrote."""
         found = []

@@ -47,7 +47,6 @@ from bench.common import (
     drop_documents,
     print_row,
     save_result,
-    wait_for,
     write_config,
 )
 from syncd import files
@@ -114,6 +113,26 @@ async def _with_retries(call: Callable[[], Awaitable[str]], attempts: int = 5) -
     raise AssertionError("unreachable")
 
 
+def seed_backlog(base_url: str, workdir: Path, documents: int) -> Path:
+    """``documents`` PDFs in ``workdir/inbox``, each uploaded and processing.
+
+    The simulator at ``base_url`` gets one record per PDF, and the journal in
+    ``workdir/state`` holds each as a warmed-up daemon leaves it. Returns the
+    inbox.
+    """
+    inbox = workdir / "inbox"
+    drop_documents(inbox, documents)
+    started = time.perf_counter()
+    remote_ids = asyncio.run(create_records(base_url, inbox, 32))
+    print(
+        f"{documents} records created and uploaded in"
+        f" {time.perf_counter() - started:.0f} s"
+    )
+    seed_journal(workdir / "state", inbox, remote_ids)
+
+    return inbox
+
+
 def seed_journal(state_dir: Path, inbox: Path, remote_ids: list[str]) -> None:
     """Every document ``processing`` at the longest poll interval, polls spread."""
     journal = SqliteJournal(state_dir / "journal.sqlite3")
@@ -160,23 +179,11 @@ def main() -> None:
     flags += ["--po", f"{PURCHASE_ORDER}:{10 * args.documents}"]
     try:
         with SimulatorProcess(root, *flags) as sim:
-            inbox = root / "syncd" / "inbox"
-            drop_documents(inbox, args.documents)
-            started = time.perf_counter()
-            remote_ids = asyncio.run(create_records(sim.base_url, inbox, 32))
-            print(
-                f"{args.documents} records created and uploaded in"
-                f" {time.perf_counter() - started:.0f} s"
-            )
-            seed_journal(root / "syncd" / "state", inbox, remote_ids)
+            seed_backlog(sim.base_url, root / "syncd", args.documents)
             config = write_config(root / "syncd", sim.base_url)
 
             daemon = DaemonProcess(config, "run", sample_seconds=1.0)
-            wait_for(
-                lambda: bool(daemon.log_lines("daemon.ready")) or not daemon.running(),
-                timeout=120,
-                what="syncd to be ready",
-            )
+            daemon.wait_ready()
             ready_after = time.time() - daemon.started
             time.sleep(args.warm_up)
             requests_before = api_requests(sim.stats())
