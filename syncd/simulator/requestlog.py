@@ -116,7 +116,7 @@ def record_unanswered(scope: Scope, status: int | None = None) -> None:
     """
     record = request_info(scope).get(_RECORD_NOW)
     if record is not None:
-        record(status, unanswered=True)
+        record(status)
 
 
 def header(scope: Scope, name: bytes) -> bytes | None:
@@ -161,14 +161,12 @@ class LogMiddleware:
         started = time.time()
         recorded = False
 
-        def record(status: int | None, unanswered: bool = False) -> None:
+        def record(status: int | None) -> None:
             nonlocal recorded
             if recorded:
                 return
             recorded = True
-            if not unanswered and (
-                info.get("fault") == "drop" or info.get("client_gone")
-            ):
+            if info.get("fault") == "drop" or info.get("client_gone"):
                 status = None
             key = header(scope, b"idempotency-key")
             self._log.record(
